@@ -1,0 +1,13 @@
+// Subcommands of the herd binary: each registers its options on the CLI11 app and a callback that
+// runs it and stores the process exit code. Argument parsing and wiring only; the work lives in the
+// libraries.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace herd::app {
+
+void AddTokenizeCommand(CLI::App& app, int* exit_code);
+void AddDetokenizeCommand(CLI::App& app, int* exit_code);
+
+}  // namespace herd::app

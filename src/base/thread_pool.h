@@ -1,0 +1,47 @@
+// A fixed pool of worker threads for data-parallel loops: ParallelFor(n, fn) runs fn(i) for i in
+// [0, n) over all workers plus the calling thread, and returns when every index is done.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace herd {
+
+class ThreadPool {
+ public:
+  // n_threads counts the caller: n_threads == 1 runs everything inline. 0 = hardware concurrency.
+  explicit ThreadPool(int n_threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // Indices are handed out dynamically (work stealing by an atomic counter), so uneven items
+  // balance.
+  void ParallelFor(size_t n, const std::function<void(size_t index, int thread)>& fn);
+
+  static int DefaultThreads();
+
+ private:
+  void WorkerLoop(int thread);
+  void RunItems(int thread);
+
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable start_cv_, done_cv_;
+  const std::function<void(size_t, int)>* job_ = nullptr;
+  size_t job_n_ = 0;
+  std::atomic<size_t> next_{0};
+  uint64_t generation_ = 0;
+  int busy_ = 0;
+  bool stop_ = false;
+};
+
+}  // namespace herd

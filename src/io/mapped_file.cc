@@ -1,0 +1,68 @@
+#include "io/mapped_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace herd {
+
+Result<std::shared_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::Errorf("{}: cannot open: {}", path, std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int err = errno;
+    ::close(fd);
+    return Status::Errorf("{}: cannot stat: {}", path, std::strerror(err));
+  }
+  if (S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    return Status::Errorf("{}: is a directory, expected a file", path);
+  }
+  std::shared_ptr<MappedFile> f(new MappedFile());
+  f->path_ = path;
+  if (S_ISREG(st.st_mode) && st.st_size > 0) {
+    void* p = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p != MAP_FAILED) {
+      ::close(fd);
+      f->data_ = static_cast<const uint8_t*>(p);
+      f->size_ = static_cast<size_t>(st.st_size);
+      f->mapped_ = true;
+      return f;
+    }
+  }
+  // Not mappable (empty, pipe, procfs): read it.
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t r = ::read(fd, buf, sizeof(buf));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      return Status::Errorf("{}: read error: {}", path, std::strerror(err));
+    }
+    if (r == 0) break;
+    f->copy_.append(buf, static_cast<size_t>(r));
+  }
+  ::close(fd);
+  f->data_ = reinterpret_cast<const uint8_t*>(f->copy_.data());
+  f->size_ = f->copy_.size();
+  return f;
+}
+
+MappedFile::~MappedFile() {
+  if (mapped_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+Result<std::string> ReadFileToString(const std::string& path) {
+  HERD_ASSIGN_OR_RETURN(auto f, MappedFile::Open(path));
+  return std::string(f->view());
+}
+
+}  // namespace herd

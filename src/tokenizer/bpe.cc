@@ -1,0 +1,230 @@
+#include "tokenizer/bpe.h"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <queue>
+
+namespace herd {
+
+namespace {
+
+// 64-bit hash of a short byte string: 8 bytes at a time, multiply-xorshift mixing.
+inline uint64_t HashBytes(std::string_view s) {
+  uint64_t h = 0x243F6A8885A308D3ull ^ (s.size() * 0x9E3779B97F4A7C15ull);
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 31;
+  }
+  if (i < s.size()) {
+    uint64_t w = 0;
+    std::memcpy(&w, s.data() + i, s.size() - i);
+    h = (h ^ w) * 0x94D049BB133111EBull;
+    h ^= h >> 29;
+  }
+  return h;
+}
+
+size_t TableSize(size_t n) { return std::bit_ceil(std::max<size_t>(16, n * 2)); }
+
+}  // namespace
+
+void Bpe::InsertToken(std::string_view bytes, int32_t id) {
+  const uint64_t h = HashBytes(bytes);
+  for (size_t i = h & lookup_mask_;; i = (i + 1) & lookup_mask_) {
+    TokenSlot& s = lookup_[i];
+    if (s.id < 0) {
+      s = {h, id};
+      return;
+    }
+    if (s.hash == h && token_bytes_[s.id] == bytes) return;  // duplicate bytes: first id wins
+  }
+}
+
+int32_t Bpe::Lookup(std::string_view bytes) const {
+  const uint64_t h = HashBytes(bytes);
+  for (size_t i = h & lookup_mask_;; i = (i + 1) & lookup_mask_) {
+    const TokenSlot& s = lookup_[i];
+    if (s.id < 0) return -1;
+    if (s.hash == h && token_bytes_[s.id] == bytes) return s.id;
+  }
+}
+
+Status Bpe::InsertPair(int32_t left, int32_t right, uint32_t rank, int32_t merged) {
+  const uint64_t key = (uint64_t(uint32_t(left)) << 32) | uint32_t(right);
+  for (size_t i = (key * 0x9E3779B97F4A7C15ull) >> pair_shift_;; i = (i + 1) & pair_mask_) {
+    PairSlot& s = pairs_[i];
+    if (s.key == key) return Status::Ok();  // repeated merge: the first (lowest rank) stays
+    if (s.key == kEmpty) {
+      s = {key, rank, merged};
+      ++pair_count_;
+      return Status::Ok();
+    }
+  }
+}
+
+Result<Bpe> Bpe::Create(const std::vector<std::string>& tokens,
+                        const std::vector<bool>& is_mergeable,
+                        const std::vector<std::pair<int32_t, int32_t>>& merges,
+                        bool ignore_merges) {
+  Bpe bpe;
+  bpe.ignore_merges_ = ignore_merges;
+  const size_t n = tokens.size();
+  size_t total = 0;
+  for (const auto& t : tokens) total += t.size();
+  bpe.arena_.reserve(total);
+  for (const auto& t : tokens) bpe.arena_ += t;
+  bpe.token_bytes_.resize(n);
+  for (size_t id = 0, off = 0; id < n; off += tokens[id].size(), ++id)
+    bpe.token_bytes_[id] = std::string_view(bpe.arena_).substr(off, tokens[id].size());
+
+  bpe.lookup_.assign(TableSize(n), TokenSlot{0, -1});
+  bpe.lookup_mask_ = bpe.lookup_.size() - 1;
+  for (size_t id = 0; id < n; ++id)
+    if (is_mergeable[id] && !tokens[id].empty())
+      bpe.InsertToken(bpe.token_bytes_[id], static_cast<int32_t>(id));
+  for (int b = 0; b < 256; ++b) {
+    const char c = static_cast<char>(b);
+    bpe.byte_token_[b] = bpe.Lookup(std::string_view(&c, 1));
+    if (bpe.byte_token_[b] < 0)
+      return Status::Errorf(
+          "vocabulary has no token for byte 0x{:02X}; byte-level BPE needs all 256", b);
+  }
+
+  // Pairs. From a merges list: rank = index. From ranks (tiktoken): every split of a token into two
+  // tokens is a pair whose rank is the token's id; BPE only ever holds tokens, so this covers every
+  // concatenation the tiktoken algorithm could look up.
+  size_t expected = merges.size();
+  if (merges.empty())
+    for (size_t id = 0; id < n; ++id) expected += tokens[id].size() > 1 ? tokens[id].size() - 1 : 0;
+  const size_t cap = TableSize(expected);
+  bpe.pairs_.assign(cap, PairSlot{kEmpty, 0, 0});
+  bpe.pair_mask_ = cap - 1;
+  bpe.pair_shift_ = 64 - std::countr_zero(cap);
+  if (!merges.empty()) {
+    for (size_t r = 0; r < merges.size(); ++r) {
+      auto [a, b] = merges[r];
+      if (a < 0 || b < 0 || size_t(a) >= n || size_t(b) >= n)
+        return Status::Errorf("merge {} refers to token id out of range", r);
+      std::string joined = std::string(bpe.token_bytes_[a]) + std::string(bpe.token_bytes_[b]);
+      const int32_t merged = bpe.Lookup(joined);
+      if (merged < 0)
+        return Status::Errorf("merge {} ('{}' + '{}') makes a token that is not in the vocabulary",
+                              r, bpe.token_bytes_[a], bpe.token_bytes_[b]);
+      HERD_RETURN_IF_ERROR(bpe.InsertPair(a, b, static_cast<uint32_t>(r), merged));
+    }
+  } else {
+    for (size_t id = 0; id < n; ++id) {
+      if (!is_mergeable[id]) continue;
+      std::string_view t = bpe.token_bytes_[id];
+      for (size_t k = 1; k < t.size(); ++k) {
+        const int32_t a = bpe.Lookup(t.substr(0, k));
+        if (a < 0) continue;
+        const int32_t b = bpe.Lookup(t.substr(k));
+        if (b < 0) continue;
+        HERD_RETURN_IF_ERROR(
+            bpe.InsertPair(a, b, static_cast<uint32_t>(id), static_cast<int32_t>(id)));
+      }
+    }
+  }
+  return bpe;
+}
+
+void Bpe::Encode(std::string_view piece, std::vector<int32_t>* out) const {
+  if (piece.size() == 1) {
+    out->push_back(byte_token_[static_cast<uint8_t>(piece[0])]);
+    return;
+  }
+  if (ignore_merges_) {
+    const int32_t id = Lookup(piece);
+    if (id >= 0) {
+      out->push_back(id);
+      return;
+    }
+  }
+  if (piece.size() <= 128) {
+    EncodeShort(piece, out);
+  } else {
+    EncodeLong(piece, out);
+  }
+}
+
+// O(n^2) in the piece length with tiny constants: symbol ids and the rank of each symbol's pair
+// with its right neighbour live in two small arrays; a merge removes one entry.
+void Bpe::EncodeShort(std::string_view piece, std::vector<int32_t>* out) const {
+  const size_t n = piece.size();
+  int32_t ids[128], merged_id[128];
+  uint32_t ranks[128];
+  for (size_t i = 0; i < n; ++i) ids[i] = byte_token_[static_cast<uint8_t>(piece[i])];
+  for (size_t i = 0; i + 1 < n; ++i) ranks[i] = PairRank(ids[i], ids[i + 1], &merged_id[i]);
+  size_t m = n;
+  ranks[m - 1] = kNoRank;
+  while (m > 1) {
+    size_t best = 0;
+    uint32_t best_rank = ranks[0];
+    for (size_t i = 1; i + 1 < m; ++i)
+      if (ranks[i] < best_rank) best_rank = ranks[i], best = i;
+    if (best_rank == kNoRank) break;
+    ids[best] = merged_id[best];
+    std::memmove(ids + best + 1, ids + best + 2, (m - best - 2) * sizeof(int32_t));
+    std::memmove(ranks + best + 1, ranks + best + 2, (m - best - 2) * sizeof(uint32_t));
+    std::memmove(merged_id + best + 1, merged_id + best + 2, (m - best - 2) * sizeof(int32_t));
+    --m;
+    ranks[m - 1] = kNoRank;
+    if (best + 1 < m)
+      ranks[best] = PairRank(ids[best], ids[best + 1], &merged_id[best]);
+    else
+      ranks[best] = kNoRank;
+    if (best > 0) ranks[best - 1] = PairRank(ids[best - 1], ids[best], &merged_id[best - 1]);
+  }
+  out->insert(out->end(), ids, ids + m);
+}
+
+// O(n log n): a doubly linked list of symbols and a min-heap of candidate pairs keyed by (rank,
+// left symbol position). Stale heap entries (a side already merged away) are skipped when popped.
+// Ties go to the leftmost pair, as in the quadratic loop, because positions order the same way
+// symbols do.
+void Bpe::EncodeLong(std::string_view piece, std::vector<int32_t>* out) const {
+  const size_t n = piece.size();
+  std::vector<int32_t> ids(n);
+  std::vector<int32_t> prev(n), next(n);
+  for (size_t i = 0; i < n; ++i) {
+    ids[i] = byte_token_[static_cast<uint8_t>(piece[i])];
+    prev[i] = static_cast<int32_t>(i) - 1;
+    next[i] = i + 1 < n ? static_cast<int32_t>(i + 1) : -1;
+  }
+  struct Cand {
+    uint32_t rank;
+    int32_t pos;
+    int32_t left_id, right_id;
+    bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+  };
+  std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
+  auto push = [&](int32_t pos) {
+    if (pos < 0 || next[pos] < 0) return;
+    int32_t merged;
+    const uint32_t r = PairRank(ids[pos], ids[next[pos]], &merged);
+    if (r != kNoRank) heap.push({r, pos, ids[pos], ids[next[pos]]});
+  };
+  for (size_t i = 0; i + 1 < n; ++i) push(static_cast<int32_t>(i));
+  while (!heap.empty()) {
+    const Cand c = heap.top();
+    heap.pop();
+    const int32_t r = next[c.pos];
+    if (ids[c.pos] != c.left_id || r < 0 || ids[r] != c.right_id) continue;  // stale
+    int32_t merged;
+    PairRank(c.left_id, c.right_id, &merged);
+    ids[c.pos] = merged;
+    ids[r] = -1;  // dead
+    next[c.pos] = next[r];
+    if (next[r] >= 0) prev[next[r]] = c.pos;
+    push(prev[c.pos]);
+    push(c.pos);
+  }
+  for (int32_t i = 0; i >= 0; i = next[i]) out->push_back(ids[i]);
+}
+
+}  // namespace herd
