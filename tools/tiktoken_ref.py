@@ -26,6 +26,11 @@ enc.encode_ordinary(data.decode()) (checked by tools/gen_tokenizer_goldens.py).
 
 import base64
 import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
 
 import regex
 import tiktoken
@@ -55,7 +60,50 @@ SPECIAL_TOKENS = _SPECIAL_HEAD + [
     f"<|reserved_special_token_{2 + i}|>" for i in range(NUM_RESERVED_SPECIAL_TOKENS - len(_SPECIAL_HEAD))
 ]
 
+LLAMA_MODELS_WHEEL = "llama-models==0.3.0"
+WHEEL_MEMBER = "llama_models/llama3/tokenizer.model"
+# Where tools and tests keep the downloaded file (tests/data/ is ignored by git).
+DEFAULT_MODEL_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data",
+                                  "llama3", "tokenizer.model")
+
+# tiktoken's Rust regex crate has Unicode 16.0 tables; the `regex` module must have the same ones, or
+# \p{L}/\p{N} differ on code points assigned later (regex >= 2025.10.22 has Unicode 17). Pinned in
+# tools/requirements-tools.txt; checked here so that a wrong version fails loudly instead of silently.
+if regex.match(r"\p{L}", "\U000323b0") or not regex.match(r"\p{L}", "\U00010d50"):
+    raise ImportError("tiktoken_ref needs a `regex` module with Unicode 16.0 tables (regex==2025.9.18), "
+                      "to match tiktoken's pre-tokenizer; see tools/requirements-tools.txt")
+
 _PAT = regex.compile(PAT_STR)
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fetch_tokenizer_model(path=None):
+    """Path of Meta's tokenizer.model; downloads it (pip download llama-models==0.3.0) if missing.
+
+    Looks at `path` (default tests/data/llama3/tokenizer.model); if absent, runs
+    `python -m pip download --no-deps llama-models==0.3.0` into a temporary folder and extracts
+    llama_models/llama3/tokenizer.model from the wheel to `path`. The sha256 is always checked.
+    """
+    path = os.path.abspath(path or DEFAULT_MODEL_PATH)
+    if not os.path.isfile(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", tmp,
+                            LLAMA_MODELS_WHEEL], check=True)
+            wheels = [f for f in os.listdir(tmp) if f.endswith(".whl")]
+            with zipfile.ZipFile(os.path.join(tmp, wheels[0])) as z, open(path + ".part", "wb") as out:
+                out.write(z.read(WHEEL_MEMBER))
+        os.replace(path + ".part", path)
+    if sha256_file(path) != TOKENIZER_MODEL_SHA256:
+        raise ValueError(f"{path}: sha256 is not that of Meta's Llama 3 tokenizer.model")
+    return path
 
 
 def load_mergeable_ranks(path, check_sha256=True):

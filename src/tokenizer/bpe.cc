@@ -1,5 +1,7 @@
 #include "tokenizer/bpe.h"
 
+#include "base/check.h"
+
 #include <algorithm>
 #include <bit>
 #include <cstring>
@@ -8,6 +10,8 @@
 namespace herd {
 
 namespace {
+
+constexpr size_t kShortMax = 64;  // longer pieces use the O(n log n) loop
 
 // 64-bit hash of a short byte string: 8 bytes at a time, multiply-xorshift mixing.
 inline uint64_t HashBytes(std::string_view s) {
@@ -44,8 +48,9 @@ void Bpe::InsertToken(std::string_view bytes, int32_t id) {
   }
 }
 
-int32_t Bpe::Lookup(std::string_view bytes) const {
-  const uint64_t h = HashBytes(bytes);
+int32_t Bpe::Lookup(std::string_view bytes) const { return Lookup(bytes, HashBytes(bytes)); }
+
+int32_t Bpe::Lookup(std::string_view bytes, uint64_t h) const {
   for (size_t i = h & lookup_mask_;; i = (i + 1) & lookup_mask_) {
     const TokenSlot& s = lookup_[i];
     if (s.id < 0) return -1;
@@ -133,31 +138,97 @@ Result<Bpe> Bpe::Create(const std::vector<std::string>& tokens,
   return bpe;
 }
 
+namespace {
+
+// Per-thread memo of recently merged pieces (words repeat; merging is the expensive part). Bounded: it
+// is emptied when full. Keyed by the Bpe it serves, so several tokenizers in one thread do not mix.
+class PieceCache {
+ public:
+  static constexpr size_t kSlots = 1 << 16;
+  static constexpr size_t kMaxPiece = 64;
+
+  const int32_t* Find(const void* owner, std::string_view piece, uint64_t h, size_t* n) {
+    if (owner != owner_) Reset(owner);
+    for (size_t i = h & (kSlots - 1);; i = (i + 1) & (kSlots - 1)) {
+      const Slot& s = slots_[i];
+      if (s.key_len == 0) return nullptr;
+      if (s.hash == h && std::string_view(keys_.data() + s.key_off, s.key_len) == piece) {
+        *n = s.val_len;
+        return vals_.data() + s.val_off;
+      }
+    }
+  }
+  void Insert(std::string_view piece, uint64_t h, const int32_t* ids, size_t n) {
+    if (count_ >= kSlots / 2) Reset(owner_);
+    size_t i = h & (kSlots - 1);
+    while (slots_[i].key_len != 0) i = (i + 1) & (kSlots - 1);
+    slots_[i] = {h, static_cast<uint32_t>(keys_.size()), static_cast<uint32_t>(piece.size()),
+                 static_cast<uint32_t>(vals_.size()), static_cast<uint32_t>(n)};
+    keys_.append(piece);
+    vals_.insert(vals_.end(), ids, ids + n);
+    ++count_;
+  }
+
+ private:
+  struct Slot {
+    uint64_t hash;
+    uint32_t key_off, key_len, val_off, val_len;
+  };
+  void Reset(const void* owner) {
+    owner_ = owner;
+    slots_.assign(kSlots, Slot{0, 0, 0, 0, 0});
+    keys_.clear();
+    vals_.clear();
+    count_ = 0;
+  }
+  const void* owner_ = nullptr;
+  std::vector<Slot> slots_;
+  std::string keys_;
+  std::vector<int32_t> vals_;
+  size_t count_ = 0;
+};
+
+}  // namespace
+
 void Bpe::Encode(std::string_view piece, std::vector<int32_t>* out) const {
   if (piece.size() == 1) {
     out->push_back(byte_token_[static_cast<uint8_t>(piece[0])]);
     return;
   }
+  const uint64_t h = HashBytes(piece);
   if (ignore_merges_) {
-    const int32_t id = Lookup(piece);
+    const int32_t id = Lookup(piece, h);
     if (id >= 0) {
       out->push_back(id);
       return;
     }
   }
-  if (piece.size() <= 128) {
+  if (piece.size() > PieceCache::kMaxPiece) {
+    EncodeLong(piece, out);
+    return;
+  }
+  thread_local PieceCache cache;
+  size_t n = 0;
+  if (const int32_t* ids = cache.Find(this, piece, h, &n)) {
+    out->insert(out->end(), ids, ids + n);
+    return;
+  }
+  const size_t before = out->size();
+  if (piece.size() <= kShortMax) {
     EncodeShort(piece, out);
   } else {
     EncodeLong(piece, out);
   }
+  cache.Insert(piece, h, out->data() + before, out->size() - before);
 }
 
 // O(n^2) in the piece length with tiny constants: symbol ids and the rank of each symbol's pair
 // with its right neighbour live in two small arrays; a merge removes one entry.
 void Bpe::EncodeShort(std::string_view piece, std::vector<int32_t>* out) const {
   const size_t n = piece.size();
-  int32_t ids[128], merged_id[128];
-  uint32_t ranks[128];
+  CHECK(n >= 1 && n <= kShortMax);
+  int32_t ids[kShortMax], merged_id[kShortMax];
+  uint32_t ranks[kShortMax];
   for (size_t i = 0; i < n; ++i) ids[i] = byte_token_[static_cast<uint8_t>(piece[i])];
   for (size_t i = 0; i + 1 < n; ++i) ranks[i] = PairRank(ids[i], ids[i + 1], &merged_id[i]);
   size_t m = n;

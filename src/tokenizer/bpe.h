@@ -29,11 +29,14 @@ class Bpe {
 
   // Appends the ids of one pre-tokenized piece (non-empty) to *out.
   void Encode(std::string_view piece, std::vector<int32_t>* out) const;
-  // The same, with the O(n log n) merge loop used for long pieces (exposed for tests).
+  // The two merge loops behind Encode, exposed so tests can check they agree: quadratic with tiny
+  // constants (pieces of at most 64 bytes), and O(n log n) for long pieces.
+  void EncodeShort(std::string_view piece, std::vector<int32_t>* out) const;
   void EncodeLong(std::string_view piece, std::vector<int32_t>* out) const;
 
   // Id of a token whose bytes are exactly `bytes`, or -1.
   int32_t Lookup(std::string_view bytes) const;
+  int32_t Lookup(std::string_view bytes, uint64_t hash) const;
   size_t n_pairs() const { return pair_count_; }
 
  private:
@@ -49,7 +52,6 @@ class Bpe {
   static constexpr uint64_t kEmpty = ~uint64_t{0};
   static constexpr uint32_t kNoRank = ~uint32_t{0};
 
-  void EncodeShort(std::string_view piece, std::vector<int32_t>* out) const;
   const PairSlot* FindPair(int32_t left, int32_t right) const {
     const uint64_t key = (uint64_t(uint32_t(left)) << 32) | uint32_t(right);
     for (size_t i = (key * 0x9E3779B97F4A7C15ull) >> pair_shift_;; i = (i + 1) & pair_mask_) {
