@@ -4,13 +4,15 @@
 //   herd tokenize --tokenizer PATH [--bos] [--allow-special]   stdin: raw bytes -> stdout: [ids]
 //   (one line) herd detokenize --tokenizer PATH                           stdin: JSON array of ids
 //   -> stdout: bytes
-// Extras: --jsonl (one JSON string, or {"text": ...}, per input line -> one [ids] per output line,
-// documents encoded in parallel), --stats (throughput on stderr).
+// Extras: --jsonl (tokenize: one JSON string, {"text": ...} or {"hex": "..."} for bytes that are not
+// UTF-8, per input line -> one [ids] per output line, documents encoded in parallel; detokenize: one
+// [ids] per line -> one JSON string per line), --stats (throughput on stderr).
 #include <unistd.h>
 
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "apps/herd/commands.h"
@@ -29,6 +31,45 @@ std::string ReadAll(FILE* f) {
   size_t n;
   while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) data.append(buf, n);
   return data;
+}
+
+std::optional<std::string> FromHex(std::string_view hex) {
+  if (hex.size() % 2) return std::nullopt;
+  std::string out;
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    int v = 0;
+    for (char c : hex.substr(i, 2)) {
+      const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      if (d < 0) return std::nullopt;
+      v = v * 16 + d;
+    }
+    out.push_back(static_cast<char>(v));
+  }
+  return out;
+}
+
+// Parses a JSON array of token ids; on error prints one line naming `where` and returns nullopt.
+std::optional<std::vector<int32_t>> ParseIds(std::string_view text, const std::string& where) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    std::fprintf(stderr, "herd: %s: invalid JSON at byte %zu\n", where.c_str(), static_cast<size_t>(e.byte));
+    return std::nullopt;
+  }
+  if (!j.is_array()) {
+    std::fprintf(stderr, "herd: %s: expected a JSON array of token ids\n", where.c_str());
+    return std::nullopt;
+  }
+  std::vector<int32_t> ids;
+  for (size_t i = 0; i < j.size(); ++i) {
+    if (!j[i].is_number_integer() || j[i].get<int64_t>() < INT32_MIN || j[i].get<int64_t>() > INT32_MAX) {
+      std::fprintf(stderr, "herd: %s: element %zu is not a token id: %s\n", where.c_str(), i, j[i].dump().c_str());
+      return std::nullopt;
+    }
+    ids.push_back(static_cast<int32_t>(j[i].get<int64_t>()));
+  }
+  return ids;
 }
 
 void WriteIds(const std::vector<int32_t>& ids, std::string* out) {
@@ -84,13 +125,21 @@ int RunTokenize(const TokenizeArgs& a) {
       ++line_no;
       if (line.empty()) continue;
       auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_object() && j.contains("text")) j = j["text"];
-      if (!j.is_string()) {
-        std::fprintf(stderr, "herd: stdin:%zu: expected a JSON string or {\"text\": string}\n",
+      std::optional<std::string> doc;
+      if (j.is_object() && j.contains("hex") && j["hex"].is_string()) {
+        doc = FromHex(j["hex"].get<std::string>());
+      } else {
+        if (j.is_object() && j.contains("text")) j = j["text"];
+        if (j.is_string()) doc = j.get<std::string>();
+      }
+      if (!doc) {
+        std::fprintf(stderr,
+                     "herd: stdin:%zu: expected a JSON string, {\"text\": string} or {\"hex\": "
+                     "even-length hex}\n",
                      line_no);
         return 1;
       }
-      docs.push_back(j.get<std::string>());
+      docs.push_back(std::move(*doc));
     }
     timer.Reset();
     std::vector<std::string_view> views(docs.begin(), docs.end());
@@ -109,37 +158,40 @@ int RunTokenize(const TokenizeArgs& a) {
   return 0;
 }
 
-int RunDetokenize(const std::string& path) {
+int RunDetokenize(const std::string& path, bool jsonl) {
   auto tok = Load(path);
   if (!tok) return 1;
   const std::string input = ReadAll(stdin);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(input);
-  } catch (const nlohmann::json::parse_error& e) {
-    std::fprintf(stderr, "herd: stdin: invalid JSON at byte %zu\n", static_cast<size_t>(e.byte));
-    return 1;
-  }
-  if (!j.is_array()) {
-    std::fprintf(stderr, "herd: stdin: expected a JSON array of token ids\n");
-    return 1;
-  }
-  std::vector<int32_t> ids;
-  for (size_t i = 0; i < j.size(); ++i) {
-    if (!j[i].is_number_integer() || j[i].get<int64_t>() < INT32_MIN ||
-        j[i].get<int64_t>() > INT32_MAX) {
-      std::fprintf(stderr, "herd: stdin: element %zu is not a token id: %s\n", i,
-                   j[i].dump().c_str());
+  std::string out;
+  size_t line_no = 0;
+  for (size_t pos = 0; pos < input.size() || line_no == 0;) {
+    size_t eol = jsonl ? input.find('\n', pos) : std::string::npos;
+    if (eol == std::string::npos) eol = input.size();
+    std::string_view line(input.data() + pos, eol - pos);
+    pos = eol + 1;
+    ++line_no;
+    if (jsonl && line.empty()) continue;
+    auto ids = ParseIds(line, jsonl ? "stdin:" + std::to_string(line_no) : "stdin");
+    if (!ids) return 1;
+    auto text = tok->Decode(*ids);
+    if (!text.ok()) {
+      std::fprintf(stderr, "herd: %s\n", text.status().message().c_str());
       return 1;
     }
-    ids.push_back(static_cast<int32_t>(j[i].get<int64_t>()));
+    if (!jsonl) {
+      out = std::move(text).value();
+      break;
+    }
+    // JSON strings hold text only: bytes that are not UTF-8 are an error here (use plain mode).
+    try {
+      out += nlohmann::json(*text).dump() + "\n";
+    } catch (const nlohmann::json::type_error&) {
+      std::fprintf(stderr, "herd: stdin:%zu: decoded bytes are not valid UTF-8; use detokenize without --jsonl\n",
+                   line_no);
+      return 1;
+    }
   }
-  auto text = tok->Decode(ids);
-  if (!text.ok()) {
-    std::fprintf(stderr, "herd: %s\n", text.status().message().c_str());
-    return 1;
-  }
-  std::fwrite(text->data(), 1, text->size(), stdout);
+  std::fwrite(out.data(), 1, out.size(), stdout);
   return 0;
 }
 
@@ -164,10 +216,11 @@ void AddTokenizeCommand(CLI::App& app, int* exit_code) {
 
 void AddDetokenizeCommand(CLI::App& app, int* exit_code) {
   auto* path = new std::string();
+  auto* jsonl = new bool(false);
   CLI::App* sub = app.add_subcommand("detokenize", "JSON array of ids on stdin -> bytes on stdout");
-  sub->add_option("--tokenizer", *path,
-                  "tokenizer.model, tokenizer.json, .gguf or model directory");
-  sub->callback([path, exit_code] { *exit_code = RunDetokenize(*path); });
+  sub->add_option("--tokenizer", *path, "tokenizer.model, tokenizer.json, .gguf or model directory");
+  sub->add_flag("--jsonl", *jsonl, "One JSON array per line -> one JSON string per line");
+  sub->callback([path, jsonl, exit_code] { *exit_code = RunDetokenize(*path, *jsonl); });
 }
 
 }  // namespace herd::app
