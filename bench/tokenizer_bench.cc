@@ -1,6 +1,6 @@
-// Tokenizer encode throughput on a JSONL corpus ({"text": ...} per line, e.g. from tools/build_corpus.py):
-// single-thread Encode over every document, then EncodeBatch over a thread pool, each repeated --reps
-// times; prints MB/s (best and mean) as one JSON object per line.
+// Tokenizer encode throughput on a JSONL corpus ({"text": ...} per line, e.g. from
+// tools/build_corpus.py): single-thread Encode over every document, then EncodeBatch over a thread
+// pool, each repeated --reps times; prints MB/s (best and mean) as one JSON object per line.
 //
 //   build/bench/tokenizer_bench --tokenizer ~/.cache/herd/llama3/tokenizer.model --corpus FILE
 //       [--threads N] [--reps R] [--max-mb M]
@@ -20,12 +20,14 @@
 
 namespace {
 
-void Report(const char* test, int threads, size_t bytes, size_t tokens, const std::vector<double>& secs) {
+void Report(const char* test, int threads, size_t bytes, size_t tokens,
+            const std::vector<double>& secs) {
   double best = *std::min_element(secs.begin(), secs.end()), sum = 0;
   for (double s : secs) sum += s;
   const double mean = sum / secs.size();
   std::printf(
-      "{\"test\": \"%s\", \"threads\": %d, \"bytes\": %zu, \"tokens\": %zu, \"mb_per_s_best\": %.2f, "
+      "{\"test\": \"%s\", \"threads\": %d, \"bytes\": %zu, \"tokens\": %zu, \"mb_per_s_best\": "
+      "%.2f, "
       "\"mb_per_s_mean\": %.2f}\n",
       test, threads, bytes, tokens, bytes / best / 1e6, bytes / mean / 1e6);
   std::fflush(stdout);
@@ -38,19 +40,25 @@ int main(int argc, char** argv) {
   int threads = 0, reps = 3;
   double max_mb = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--tokenizer")) tok_path = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--corpus")) corpus = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--reps")) reps = std::max(1, std::atoi(argv[i + 1]));
-    else if (!std::strcmp(argv[i], "--max-mb")) max_mb = std::atof(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--tokenizer"))
+      tok_path = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--corpus"))
+      corpus = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--threads"))
+      threads = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--reps"))
+      reps = std::max(1, std::atoi(argv[i + 1]));
+    else if (!std::strcmp(argv[i], "--max-mb"))
+      max_mb = std::atof(argv[i + 1]);
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;
     }
   }
   if (corpus.empty()) {
-    std::fprintf(stderr, "usage: tokenizer_bench --corpus FILE.jsonl [--tokenizer PATH] [--threads N] "
-                         "[--reps R] [--max-mb M]\n");
+    std::fprintf(stderr,
+                 "usage: tokenizer_bench --corpus FILE.jsonl [--tokenizer PATH] [--threads N] "
+                 "[--reps R] [--max-mb M]\n");
     return 2;
   }
   auto tok = herd::LoadTokenizer(tok_path);

@@ -17,7 +17,9 @@ inline std::string Llama3TokenizerPath() {
   return DefaultLlama3TokenizerPath();
 }
 
-inline std::string SourcePath(const std::string& rel) { return std::string(HERD_SOURCE_DIR) + "/" + rel; }
+inline std::string SourcePath(const std::string& rel) {
+  return std::string(HERD_SOURCE_DIR) + "/" + rel;
+}
 
 // A committed tests/golden/NAME.xz, decompressed once into the build tree; returns its path.
 inline std::string XzFixture(const std::string& name) {
@@ -26,7 +28,8 @@ inline std::string XzFixture(const std::string& name) {
   if (!fs::exists(out)) {
     fs::create_directories(out.parent_path());
     const std::string tmp = out.string() + ".tmp";
-    const std::string cmd = "xz -dc '" + SourcePath("tests/golden/" + name + ".xz") + "' > '" + tmp + "'";
+    const std::string cmd =
+        "xz -dc '" + SourcePath("tests/golden/" + name + ".xz") + "' > '" + tmp + "'";
     if (std::system(cmd.c_str()) != 0) return "";
     fs::rename(tmp, out);
   }

@@ -1,5 +1,6 @@
-// The three tokenizer file forms (tiktoken .model, HF tokenizer.json, GGUF metadata) against the goldens
-// that tools/gen_tokenizer_goldens.py wrote from tiktoken, plus the readers' error messages.
+// The three tokenizer file forms (tiktoken .model, HF tokenizer.json, GGUF metadata) against the
+// goldens that tools/gen_tokenizer_goldens.py wrote from tiktoken, plus the readers' error
+// messages.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -15,7 +16,8 @@ using nlohmann::json;
 
 std::string FromHex(const std::string& hex) {
   std::string out;
-  for (size_t i = 0; i + 1 < hex.size(); i += 2) out.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  for (size_t i = 0; i + 1 < hex.size(); i += 2)
+    out.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
   return out;
 }
 
@@ -44,7 +46,8 @@ TEST_P(FormTest, MatchesTiktokenGoldens) {
   EXPECT_EQ(tok->bos_id(), 128000);
   ASSERT_GT(Cases().size(), 100u);
   for (const auto& c : Cases()) {
-    const std::string text = c.contains("bytes_hex") ? FromHex(c["bytes_hex"]) : c["text"].get<std::string>();
+    const std::string text =
+        c.contains("bytes_hex") ? FromHex(c["bytes_hex"]) : c["text"].get<std::string>();
     EncodeOptions opts;
     opts.add_bos = c.value("bos", false);
     opts.allow_all_special = c.value("allow_special", false);
@@ -79,45 +82,58 @@ std::string ErrorOf(Result<TokenizerData> r) { return r.ok() ? "" : r.status().m
 
 TEST(TiktokenReader, Errors) {
   EXPECT_EQ(ErrorOf(ParseTiktoken("IQ== 0\nIg== 1\n", "t.model")), "");
-  EXPECT_EQ(ErrorOf(ParseTiktoken("IQ== 0\nI*== 1\n", "t.model")), "t.model:2: corrupt base64 'I*=='");
-  EXPECT_EQ(ErrorOf(ParseTiktoken("IQ== 0\nIg==\n", "t.model")), "t.model:2: expected '<base64> <rank>'");
+  EXPECT_EQ(ErrorOf(ParseTiktoken("IQ== 0\nI*== 1\n", "t.model")),
+            "t.model:2: corrupt base64 'I*=='");
+  EXPECT_EQ(ErrorOf(ParseTiktoken("IQ== 0\nIg==\n", "t.model")),
+            "t.model:2: expected '<base64> <rank>'");
   EXPECT_EQ(ErrorOf(ParseTiktoken("IQ== 0\nIg== x1\n", "t.model")), "t.model:2: bad rank 'x1'");
-  EXPECT_EQ(ErrorOf(ParseTiktoken("IQ== 0\nIg== 0\n", "t.model")), "t.model:2: rank 0 appears twice");
-  EXPECT_EQ(ErrorOf(ParseTiktoken("IQ== 0\nIQ== 1\n", "t.model")), "t.model:2: token bytes appear twice (rank 1)");
-  EXPECT_EQ(ErrorOf(ParseTiktoken("IQ== 0\nIg== 2\n", "t.model")), "t.model: rank 1 is missing (ranks must be 0..n-1)");
-  EXPECT_EQ(ErrorOf(ParseTiktoken("", "t.model")), "t.model: no tokens (empty or not a tiktoken file)");
+  EXPECT_EQ(ErrorOf(ParseTiktoken("IQ== 0\nIg== 0\n", "t.model")),
+            "t.model:2: rank 0 appears twice");
+  EXPECT_EQ(ErrorOf(ParseTiktoken("IQ== 0\nIQ== 1\n", "t.model")),
+            "t.model:2: token bytes appear twice (rank 1)");
+  EXPECT_EQ(ErrorOf(ParseTiktoken("IQ== 0\nIg== 2\n", "t.model")),
+            "t.model: rank 1 is missing (ranks must be 0..n-1)");
+  EXPECT_EQ(ErrorOf(ParseTiktoken("", "t.model")),
+            "t.model: no tokens (empty or not a tiktoken file)");
   EXPECT_EQ(ErrorOf(ParseTiktoken("IQ= 0\n", "t.model")), "t.model:1: corrupt base64 'IQ='");
   // Parses, but byte-level BPE needs a token for every byte.
   auto data = ParseTiktoken("IQ== 0\nIg== 1\n", "t.model");
   auto tok = Tokenizer::Create(std::move(data).value());
   ASSERT_FALSE(tok.ok());
-  EXPECT_EQ(tok.status().message(), "t.model: vocabulary has no token for byte 0x00; byte-level BPE needs all 256");
+  EXPECT_EQ(tok.status().message(),
+            "t.model: vocabulary has no token for byte 0x00; byte-level BPE needs all 256");
 }
 
 TEST(TokenizerJsonReader, Errors) {
-  EXPECT_EQ(ErrorOf(ParseHfTokenizerJson("{\"model\": ", "t.json")), "t.json: invalid JSON at byte 11");
+  EXPECT_EQ(ErrorOf(ParseHfTokenizerJson("{\"model\": ", "t.json")),
+            "t.json: invalid JSON at byte 11");
   EXPECT_EQ(ErrorOf(ParseHfTokenizerJson("[]", "t.json")), "t.json: no \"model\" object");
   EXPECT_EQ(ErrorOf(ParseHfTokenizerJson(R"({"model": {"type": "Unigram"}})", "t.json")),
             "t.json: model type \"Unigram\" is not supported (BPE only)");
-  EXPECT_EQ(ErrorOf(ParseHfTokenizerJson(R"({"model": {"vocab": {"a": 0, "c": 2}, "merges": []}})", "t.json")),
+  EXPECT_EQ(ErrorOf(ParseHfTokenizerJson(R"({"model": {"vocab": {"a": 0, "c": 2}, "merges": []}})",
+                                         "t.json")),
             "t.json: no token has id 1 (ids must be 0..n-1)");
-  EXPECT_EQ(ErrorOf(ParseHfTokenizerJson(R"({"model": {"vocab": {"a": 0, "b": 1}, "merges": ["a c"]}})", "t.json")),
+  EXPECT_EQ(ErrorOf(ParseHfTokenizerJson(
+                R"({"model": {"vocab": {"a": 0, "b": 1}, "merges": ["a c"]}})", "t.json")),
             "t.json: merge 0 'a c' uses a token not in the vocab");
   EXPECT_EQ(ErrorOf(ParseHfTokenizerJson(R"({"model": {"vocab": {"a": "x"}}})", "t.json")),
             "t.json: vocab entry 'a' has a non-integer id");
-  EXPECT_EQ(ErrorOf(ParseHfTokenizerJson(R"({"model": {"vocab": {" ": 0}}})", "t.json")),
-            "t.json: vocab token ' ': character U+0020 at offset 0 is not in the byte-level alphabet");
+  EXPECT_EQ(
+      ErrorOf(ParseHfTokenizerJson(R"({"model": {"vocab": {" ": 0}}})", "t.json")),
+      "t.json: vocab token ' ': character U+0020 at offset 0 is not in the byte-level alphabet");
 }
 
 TEST(LoadTokenizer, FileErrors) {
   auto missing = LoadTokenizer("/nonexistent/tokenizer.model");
   ASSERT_FALSE(missing.ok());
-  EXPECT_EQ(missing.status().message(), "/nonexistent/tokenizer.model: cannot open: No such file or directory");
+  EXPECT_EQ(missing.status().message(),
+            "/nonexistent/tokenizer.model: cannot open: No such file or directory");
   const std::string dir = std::string(HERD_BINARY_DIR) + "/test_data/empty_dir";
   std::filesystem::create_directories(dir);
   auto empty = LoadTokenizer(dir);
   ASSERT_FALSE(empty.ok());
-  EXPECT_NE(empty.status().message().find("no tokenizer.json, tokenizer.model or .gguf"), std::string::npos);
+  EXPECT_NE(empty.status().message().find("no tokenizer.json, tokenizer.model or .gguf"),
+            std::string::npos);
   const std::string bad_gguf = std::string(HERD_BINARY_DIR) + "/test_data/bad.gguf";
   std::ofstream(bad_gguf) << "GGUF\x03";
   auto g = LoadTokenizer(bad_gguf);

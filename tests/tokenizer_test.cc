@@ -1,6 +1,7 @@
-// Tokenizer core: Unicode classes, the Llama 3 splitter's regex semantics, BPE loops, Meta's own test
-// vectors (llama-models llama3/tests/api/test_tokenizer.py), specials, decode and streaming decode.
-// Exactness against tiktoken on large inputs lives in tests/python (it needs tiktoken itself).
+// Tokenizer core: Unicode classes, the Llama 3 splitter's regex semantics, BPE loops, Meta's own
+// test vectors (llama-models llama3/tests/api/test_tokenizer.py), specials, decode and streaming
+// decode. Exactness against tiktoken on large inputs lives in tests/python (it needs tiktoken
+// itself).
 #include <gtest/gtest.h>
 
 #include <random>
@@ -41,20 +42,20 @@ TEST(Unicode, Classes) {
   using namespace unicode;
   EXPECT_EQ(ClassOf(U'é'), kLetter);
   EXPECT_EQ(ClassOf(U'中'), kLetter);
-  EXPECT_EQ(ClassOf(0x0663), kNumber);  // ARABIC-INDIC DIGIT THREE
-  EXPECT_EQ(ClassOf(0x216B), kNumber);  // ROMAN NUMERAL TWELVE (Nl)
-  EXPECT_EQ(ClassOf(0x00B2), kNumber);  // SUPERSCRIPT TWO (No)
-  EXPECT_EQ(ClassOf(0x3000), kSpace);   // IDEOGRAPHIC SPACE
-  EXPECT_EQ(ClassOf(0x0085), kSpace);   // NEL
-  EXPECT_EQ(ClassOf(0x200B), 0);        // ZERO WIDTH SPACE is not White_Space
-  EXPECT_EQ(ClassOf(0x0301), 0);        // combining acute: Mn, "other"
+  EXPECT_EQ(ClassOf(0x0663), kNumber);   // ARABIC-INDIC DIGIT THREE
+  EXPECT_EQ(ClassOf(0x216B), kNumber);   // ROMAN NUMERAL TWELVE (Nl)
+  EXPECT_EQ(ClassOf(0x00B2), kNumber);   // SUPERSCRIPT TWO (No)
+  EXPECT_EQ(ClassOf(0x3000), kSpace);    // IDEOGRAPHIC SPACE
+  EXPECT_EQ(ClassOf(0x0085), kSpace);    // NEL
+  EXPECT_EQ(ClassOf(0x200B), 0);         // ZERO WIDTH SPACE is not White_Space
+  EXPECT_EQ(ClassOf(0x0301), 0);         // combining acute: Mn, "other"
   EXPECT_EQ(ClassOf(0x113AD), kLetter);  // Tulu-Tigalari, new in Unicode 16.0 (as in tiktoken)
 }
 
 TEST(Unicode, DecodeUtf8RejectsMalformed) {
   uint32_t cp;
-  for (std::string bad : {"\x80", "\xC0\x80", "\xC1\xBF", "\xE0\x80\x80", "\xED\xA0\x80", "\xF4\x90\x80\x80",
-                          "\xF5\x80\x80\x80", "\xE2\x82", "\xFF"}) {
+  for (std::string bad : {"\x80", "\xC0\x80", "\xC1\xBF", "\xE0\x80\x80", "\xED\xA0\x80",
+                          "\xF4\x90\x80\x80", "\xF5\x80\x80\x80", "\xE2\x82", "\xFF"}) {
     EXPECT_EQ(unicode::DecodeUtf8(bad, 0, &cp), 1u) << bad;
     EXPECT_EQ(cp, 0xDC00u + static_cast<uint8_t>(bad[0]));
     EXPECT_FALSE(unicode::IsValidUtf8(bad));
@@ -77,7 +78,8 @@ TEST(SplitLlama3, RegexSemantics) {
   using V = std::vector<std::string>;
   EXPECT_EQ(Pieces("Hello world"), (V{"Hello", " world"}));
   EXPECT_EQ(Pieces("I'm HE'LL 'sx"), (V{"I", "'m", " HE", "'LL", " '", "sx"}));
-  EXPECT_EQ(Pieces("don\xE2\x80\x99t"), (V{"don", "\xE2\x80\x99t"}));  // curly apostrophe: not a contraction
+  EXPECT_EQ(Pieces("don\xE2\x80\x99t"),
+            (V{"don", "\xE2\x80\x99t"}));            // curly apostrophe: not a contraction
   EXPECT_EQ(Pieces("'\xC5\xBF"), (V{"'\xC5\xBF"}));  // 'ſ: ſ case-folds to s
   EXPECT_EQ(Pieces("1234567"), (V{"123", "456", "7"}));
   EXPECT_EQ(Pieces("a  b"), (V{"a", " ", " b"}));
@@ -88,7 +90,8 @@ TEST(SplitLlama3, RegexSemantics) {
   EXPECT_EQ(Pieces(" ...\n\nx"), (V{" ...\n\n", "x"}));
   EXPECT_EQ(Pieces("(hello)"), (V{"(hello", ")"}));
   EXPECT_EQ(Pieces("\r\n"), (V{"\r\n"}));
-  EXPECT_EQ(Pieces("\xFF\xFEz \xFFz"), (V{"\xFF\xFE", "z", " \xFF", "z"}));  // invalid bytes: "other"
+  EXPECT_EQ(Pieces("\xFF\xFEz \xFFz"),
+            (V{"\xFF\xFE", "z", " \xFF", "z"}));  // invalid bytes: "other"
   EXPECT_EQ(Pieces(""), V{});
 }
 
@@ -96,7 +99,8 @@ TEST(SplitLlama3, PiecesCoverRandomBytesExactly) {
   std::mt19937 rng(7);
   for (int iter = 0; iter < 2000; ++iter) {
     std::string s(rng() % 64, '\0');
-    for (auto& c : s) c = static_cast<char>(rng() % 4 == 0 ? rng() % 256 : " a1'\n\xC3\xA9"[rng() % 8]);
+    for (auto& c : s)
+      c = static_cast<char>(rng() % 4 == 0 ? rng() % 256 : " a1'\n\xC3\xA9"[rng() % 8]);
     std::string joined;
     for (const auto& p : Pieces(s)) {
       ASSERT_FALSE(p.empty());
@@ -117,7 +121,8 @@ TEST(Bpe, ShortAndLongLoopsAgree) {
   const std::string alphabet = "abcdeeeeinnorsstt  \xE4\xB8\xAD\xD0\xB0\xD0\xB1";
   for (int iter = 0; iter < 3000; ++iter) {
     std::string s(1 + rng() % 64, '\0');
-    for (auto& c : s) c = rng() % 8 == 0 ? static_cast<char>(rng()) : alphabet[rng() % alphabet.size()];
+    for (auto& c : s)
+      c = rng() % 8 == 0 ? static_cast<char>(rng()) : alphabet[rng() % alphabet.size()];
     std::vector<int32_t> a, b;
     bpe->EncodeShort(s, &a);
     bpe->EncodeLong(s, &b);
@@ -147,13 +152,16 @@ TEST(Llama3Tokenizer, MetaTestChatFormat) {
   const Tokenizer& tok = Llama3();
   auto msg = EncodeLlama3Message(tok, {"user", "This is a test sentence."});
   ASSERT_TRUE(msg.ok());
-  EXPECT_EQ(*msg, (std::vector<int32_t>{128006, 882, 128007, 271, 2028, 374, 264, 1296, 11914, 13, 128009}));
-  std::vector<ChatMessage> dialog = {{"system", "This is a test sentence."}, {"user", "This is a response."}};
+  EXPECT_EQ(*msg, (std::vector<int32_t>{128006, 882, 128007, 271, 2028, 374, 264, 1296, 11914, 13,
+                                        128009}));
+  std::vector<ChatMessage> dialog = {{"system", "This is a test sentence."},
+                                     {"user", "This is a response."}};
   auto prompt = EncodeLlama3Dialog(tok, dialog);
   ASSERT_TRUE(prompt.ok());
-  EXPECT_EQ(*prompt, (std::vector<int32_t>{128000, 128006, 9125, 128007, 271, 2028, 374, 264, 1296, 11914, 13,
-                                            128009, 128006, 882, 128007, 271, 2028, 374, 264, 2077, 13, 128009,
-                                            128006, 78191, 128007, 271}));
+  EXPECT_EQ(*prompt, (std::vector<int32_t>{128000, 128006, 9125,  128007, 271,    2028,   374,
+                                           264,    1296,   11914, 13,     128009, 128006, 882,
+                                           128007, 271,    2028,  374,    264,    2077,   13,
+                                           128009, 128006, 78191, 128007, 271}));
 }
 
 TEST(Llama3Tokenizer, SpecialTokensArePlainTextUnlessAllowed) {
@@ -199,7 +207,8 @@ TEST(Llama3Tokenizer, LongRunsAreLinearish) {
 TEST(Llama3Tokenizer, BatchEqualsSequential) {
   const Tokenizer& tok = Llama3();
   std::vector<std::string> docs;
-  for (int i = 0; i < 200; ++i) docs.push_back("Document " + std::to_string(i) + ": caf\xC3\xA9 " + std::string(i, 'z'));
+  for (int i = 0; i < 200; ++i)
+    docs.push_back("Document " + std::to_string(i) + ": caf\xC3\xA9 " + std::string(i, 'z'));
   std::vector<std::string_view> views(docs.begin(), docs.end());
   auto batch = tok.EncodeBatch(views);
   for (size_t i = 0; i < docs.size(); ++i) EXPECT_EQ(batch[i], tok.Encode(docs[i]));
@@ -210,7 +219,8 @@ TEST(Llama3Tokenizer, DecodeRejectsOutOfRange) {
   std::vector<int32_t> ids = {1, 128256};
   auto r = tok.Decode(ids);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("128256 at position 1"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("128256 at position 1"), std::string::npos)
+      << r.status().message();
   ids = {-1};
   EXPECT_FALSE(tok.Decode(ids).ok());
 }
@@ -218,9 +228,10 @@ TEST(Llama3Tokenizer, DecodeRejectsOutOfRange) {
 TEST(StreamDecoder, HoldsBackPartialCharacters) {
   const Tokenizer& tok = Llama3();
   std::mt19937 rng(5);
-  const std::vector<std::string> texts = {"\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x92\xBB emoji \xF0\x9F\x87\xAB\xF0\x9F\x87\xB7",
-                                          "\xE4\xB8\xAD\xE6\x96\x87\xE6\xB5\x8B\xE8\xAF\x95 \xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4",
-                                          "\xE0\xB8\xAA\xE0\xB8\xA7\xE0\xB8\xB1\xE0\xB8\xAA\xE0\xB8\x94\xE0\xB8\xB5 plain"};
+  const std::vector<std::string> texts = {
+      "\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x92\xBB emoji \xF0\x9F\x87\xAB\xF0\x9F\x87\xB7",
+      "\xE4\xB8\xAD\xE6\x96\x87\xE6\xB5\x8B\xE8\xAF\x95 \xED\x95\x9C\xEA\xB5\xAD\xEC\x96\xB4",
+      "\xE0\xB8\xAA\xE0\xB8\xA7\xE0\xB8\xB1\xE0\xB8\xAA\xE0\xB8\x94\xE0\xB8\xB5 plain"};
   for (const auto& text : texts) {
     StreamDecoder dec(tok);
     std::string out;

@@ -4,9 +4,9 @@
 //   herd tokenize --tokenizer PATH [--bos] [--allow-special]   stdin: raw bytes -> stdout: [ids]
 //   (one line) herd detokenize --tokenizer PATH                           stdin: JSON array of ids
 //   -> stdout: bytes
-// Extras: --jsonl (tokenize: one JSON string, {"text": ...} or {"hex": "..."} for bytes that are not
-// UTF-8, per input line -> one [ids] per output line, documents encoded in parallel; detokenize: one
-// [ids] per line -> one JSON string per line), --stats (throughput on stderr).
+// Extras: --jsonl (tokenize: one JSON string, {"text": ...} or {"hex": "..."} for bytes that are
+// not UTF-8, per input line -> one [ids] per output line, documents encoded in parallel;
+// detokenize: one [ids] per line -> one JSON string per line), --stats (throughput on stderr).
 #include <unistd.h>
 
 #include <cstdio>
@@ -39,7 +39,10 @@ std::optional<std::string> FromHex(std::string_view hex) {
   for (size_t i = 0; i < hex.size(); i += 2) {
     int v = 0;
     for (char c : hex.substr(i, 2)) {
-      const int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      const int d = c >= '0' && c <= '9'   ? c - '0'
+                    : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                           : -1;
       if (d < 0) return std::nullopt;
       v = v * 16 + d;
     }
@@ -54,7 +57,8 @@ std::optional<std::vector<int32_t>> ParseIds(std::string_view text, const std::s
   try {
     j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
-    std::fprintf(stderr, "herd: %s: invalid JSON at byte %zu\n", where.c_str(), static_cast<size_t>(e.byte));
+    std::fprintf(stderr, "herd: %s: invalid JSON at byte %zu\n", where.c_str(),
+                 static_cast<size_t>(e.byte));
     return std::nullopt;
   }
   if (!j.is_array()) {
@@ -63,8 +67,10 @@ std::optional<std::vector<int32_t>> ParseIds(std::string_view text, const std::s
   }
   std::vector<int32_t> ids;
   for (size_t i = 0; i < j.size(); ++i) {
-    if (!j[i].is_number_integer() || j[i].get<int64_t>() < INT32_MIN || j[i].get<int64_t>() > INT32_MAX) {
-      std::fprintf(stderr, "herd: %s: element %zu is not a token id: %s\n", where.c_str(), i, j[i].dump().c_str());
+    if (!j[i].is_number_integer() || j[i].get<int64_t>() < INT32_MIN ||
+        j[i].get<int64_t>() > INT32_MAX) {
+      std::fprintf(stderr, "herd: %s: element %zu is not a token id: %s\n", where.c_str(), i,
+                   j[i].dump().c_str());
       return std::nullopt;
     }
     ids.push_back(static_cast<int32_t>(j[i].get<int64_t>()));
@@ -186,8 +192,10 @@ int RunDetokenize(const std::string& path, bool jsonl) {
     try {
       out += nlohmann::json(*text).dump() + "\n";
     } catch (const nlohmann::json::type_error&) {
-      std::fprintf(stderr, "herd: stdin:%zu: decoded bytes are not valid UTF-8; use detokenize without --jsonl\n",
-                   line_no);
+      std::fprintf(
+          stderr,
+          "herd: stdin:%zu: decoded bytes are not valid UTF-8; use detokenize without --jsonl\n",
+          line_no);
       return 1;
     }
   }
@@ -218,7 +226,8 @@ void AddDetokenizeCommand(CLI::App& app, int* exit_code) {
   auto* path = new std::string();
   auto* jsonl = new bool(false);
   CLI::App* sub = app.add_subcommand("detokenize", "JSON array of ids on stdin -> bytes on stdout");
-  sub->add_option("--tokenizer", *path, "tokenizer.model, tokenizer.json, .gguf or model directory");
+  sub->add_option("--tokenizer", *path,
+                  "tokenizer.model, tokenizer.json, .gguf or model directory");
   sub->add_flag("--jsonl", *jsonl, "One JSON array per line -> one JSON string per line");
   sub->callback([path, jsonl, exit_code] { *exit_code = RunDetokenize(*path, *jsonl); });
 }

@@ -1,11 +1,11 @@
 #include "tokenizer/bpe.h"
 
-#include "base/check.h"
-
 #include <algorithm>
 #include <bit>
 #include <cstring>
 #include <queue>
+
+#include "base/check.h"
 
 namespace herd {
 
@@ -140,8 +140,9 @@ Result<Bpe> Bpe::Create(const std::vector<std::string>& tokens,
 
 namespace {
 
-// Per-thread memo of recently merged pieces (words repeat; merging is the expensive part). Bounded: it
-// is emptied when full. Keyed by the Bpe it serves, so several tokenizers in one thread do not mix.
+// Per-thread memo of recently merged pieces (words repeat; merging is the expensive part). Bounded:
+// it is emptied when full. Keyed by the Bpe it serves, so several tokenizers in one thread do not
+// mix.
 class PieceCache {
  public:
   static constexpr size_t kSlots = 1 << 16;
