@@ -4,6 +4,7 @@
 // itself).
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <random>
 
 #include "test_util.h"
@@ -34,8 +35,16 @@ std::vector<std::string> Pieces(std::string_view text) {
   return out;
 }
 
-TEST(Unicode, AsciiFastPathMatchesTables) {
-  for (uint32_t c = 0; c < 128; ++c) EXPECT_EQ(unicode::kAsciiClass[c], unicode::ClassOf(c)) << c;
+TEST(Unicode, AsciiClasses) {
+  using namespace unicode;
+  for (uint32_t c = 0; c < 128; ++c) {
+    const char ch = static_cast<char>(c);
+    const uint8_t want = (std::isalpha(c) ? kLetter : 0) | (std::isdigit(c) ? kNumber : 0) |
+                         ((c >= 9 && c <= 13) || c == ' ' ? kSpace : 0) |
+                         (c == '\r' || c == '\n' ? kNewline : 0) | (c == ' ' ? kAsciiSpace : 0);
+    EXPECT_EQ(CharAt(std::string_view(&ch, 1), 0).cls, want) << c;
+    EXPECT_EQ(ClassOf(c), want) << c;
+  }
 }
 
 TEST(Unicode, Classes) {

@@ -59,141 +59,14 @@ const Tables& GetTables() {
 }  // namespace
 
 namespace internal {
-const uint8_t* const* BuildTables() { return GetTables().stage1.data(); }
+uint8_t g_ascii_class[128];
+const uint8_t* const* BuildTables() {
+  const Tables& t = GetTables();
+  for (uint32_t c = 0; c < 128; ++c) g_ascii_class[c] = t.stage1[0][c];
+  return t.stage1.data();
+}
 const uint8_t* const* g_stage1 = BuildTables();
 }  // namespace internal
-
-// Built by hand from the definitions above: letters, digits, \t \n \v \f \r and space.
-const uint8_t kAsciiClass[128] = {
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    kSpace,
-    kSpace | kNewline,
-    kSpace,
-    kSpace,
-    kSpace | kNewline,
-    0,
-    0,  //
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,  //
-    kSpace | kAsciiSpace,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,  //
-    kNumber,
-    kNumber,
-    kNumber,
-    kNumber,
-    kNumber,
-    kNumber,
-    kNumber,
-    kNumber,
-    kNumber,
-    kNumber,  //
-    0,
-    0,
-    0,
-    0,
-    0,
-    0,  //
-    0,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,  //
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,  //
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    0,
-    0,
-    0,
-    0,
-    0,  //
-    0,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,  //
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,  //
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    kLetter,
-    0,
-    0,
-    0,
-    0,
-    0,  //
-};
 
 uint8_t ClassOf(uint32_t cp) {
   if (cp > 0x10FFFF) return 0;

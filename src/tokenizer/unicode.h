@@ -37,9 +37,6 @@ struct CharInfo {
 };
 inline CharInfo CharAt(std::string_view s, size_t i);
 
-// ASCII classes, for the fast path.
-extern const uint8_t kAsciiClass[128];
-
 // True iff s is well-formed UTF-8.
 bool IsValidUtf8(std::string_view s);
 // Length of the longest prefix of s that ends on a character boundary of complete, valid
@@ -86,13 +83,16 @@ inline size_t DecodeUtf8(std::string_view s, size_t i, uint32_t* cp) {
 }
 
 namespace internal {
+// Filled before main() (static initialisation of unicode.cc); not for use by other static
+// initialisers.
 extern const uint8_t* const* g_stage1;  // [0x1100] pointers to 256-entry class blocks
+extern uint8_t g_ascii_class[128];      // copy of block 0's first half, for the ASCII fast path
 const uint8_t* const* BuildTables();
 }  // namespace internal
 
 inline CharInfo CharAt(std::string_view s, size_t i) {
   const uint8_t b0 = static_cast<uint8_t>(s[i]);
-  if (b0 < 0x80) return {kAsciiClass[b0], 1};
+  if (b0 < 0x80) return {internal::g_ascii_class[b0], 1};
   uint32_t cp;
   const size_t len = DecodeUtf8(s, i, &cp);
   if (len == 1) return {kInvalid, 1};
