@@ -3,6 +3,7 @@
 #include <atomic>
 #include <vector>
 
+#include "base/cpu.h"
 #include "base/status.h"
 #include "base/thread_pool.h"
 
@@ -52,6 +53,24 @@ TEST(Status, PropagatesErrors) {
   auto r = Half(5);
   const std::string& msg = r.status().message();  // must stay valid while r lives
   EXPECT_EQ(msg, "5 is odd");
+}
+
+TEST(Cpu, IsaNamesRoundTripAndLevelsOrder) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    Isa parsed;
+    ASSERT_TRUE(ParseIsa(IsaName(isa), &parsed));
+    EXPECT_EQ(parsed, isa);
+  }
+  Isa x;
+  EXPECT_FALSE(ParseIsa("sse9", &x));
+  CpuFeatures none;
+  EXPECT_EQ(BestIsa(none), Isa::kScalar);
+  CpuFeatures avx2;
+  avx2.avx2 = avx2.fma = avx2.f16c = true;
+  EXPECT_EQ(BestIsa(avx2), Isa::kAvx2);
+  avx2.avx512f = avx2.avx512bw = avx2.avx512vl = true;
+  EXPECT_EQ(BestIsa(avx2), Isa::kAvx512);
+  EXPECT_LE(ActiveIsa(), BestIsa(DetectCpu()));
 }
 
 }  // namespace

@@ -142,6 +142,29 @@ TEST(Bpe, ShortAndLongLoopsAgree) {
   }
 }
 
+Tokenizer ByteTokenizerWith(const std::vector<std::string>& extra) {
+  TokenizerData data;
+  for (int b = 0; b < 256; ++b) data.tokens.push_back(std::string(1, static_cast<char>(b)));
+  for (const auto& t : extra) data.tokens.push_back(t);
+  data.source = "test";
+  return std::move(Tokenizer::Create(std::move(data))).value();
+}
+
+// The per-thread piece cache must never serve one tokenizer's merges to another, even when a new
+// tokenizer is allocated where a destroyed one lived.
+TEST(Bpe, PieceCacheIsPerTokenizer) {
+  for (int i = 0; i < 50; ++i) {
+    {
+      Tokenizer a = ByteTokenizerWith({"ab"});
+      EXPECT_EQ(a.Encode("abab"), (std::vector<int32_t>{256, 256}));
+    }
+    {
+      Tokenizer b = ByteTokenizerWith({"ba"});
+      EXPECT_EQ(b.Encode("abab"), (std::vector<int32_t>{'a', 256, 'b'}));
+    }
+  }
+}
+
 // Meta's test vectors, llama-models llama3/tests/api/test_tokenizer.py.
 TEST(Llama3Tokenizer, MetaTestEncodeDecode) {
   const Tokenizer& tok = Llama3();

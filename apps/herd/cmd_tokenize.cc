@@ -206,7 +206,8 @@ int RunDetokenize(const std::string& path, bool jsonl) {
 }  // namespace
 
 void AddTokenizeCommand(CLI::App& app, int* exit_code) {
-  auto* args = new TokenizeArgs();  // lives as long as the process
+  static TokenizeArgs storage;  // options outlive parsing: one per process
+  TokenizeArgs* args = &storage;
   CLI::App* sub =
       app.add_subcommand("tokenize", "Text on stdin -> token ids (JSON array) on stdout");
   sub->add_option("--tokenizer", args->tokenizer,
@@ -223,8 +224,10 @@ void AddTokenizeCommand(CLI::App& app, int* exit_code) {
 }
 
 void AddDetokenizeCommand(CLI::App& app, int* exit_code) {
-  auto* path = new std::string();
-  auto* jsonl = new bool(false);
+  static std::string path_storage;
+  static bool jsonl_storage = false;
+  std::string* path = &path_storage;
+  bool* jsonl = &jsonl_storage;
   CLI::App* sub = app.add_subcommand("detokenize", "JSON array of ids on stdin -> bytes on stdout");
   sub->add_option("--tokenizer", *path,
                   "tokenizer.model, tokenizer.json, .gguf or model directory");

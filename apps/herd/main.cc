@@ -1,5 +1,8 @@
 // herd: Meta's Llama 3 family in C++. One binary, one subcommand per job.
+#include <cstdio>
+
 #include "apps/herd/commands.h"
+#include "base/cpu.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -9,6 +12,8 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   herd::app::AddTokenizeCommand(app, &exit_code);
   herd::app::AddDetokenizeCommand(app, &exit_code);
+  app.add_subcommand("info", "Print the CPU features and the SIMD level herd dispatches to")
+      ->callback([] { std::printf("herd 0.1.0\ncpu %s\n", herd::DescribeCpu().c_str()); });
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,6 +1,7 @@
 #include "tokenizer/bpe.h"
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cstring>
 #include <queue>
@@ -58,15 +59,15 @@ int32_t Bpe::Lookup(std::string_view bytes, uint64_t h) const {
   }
 }
 
-Status Bpe::InsertPair(int32_t left, int32_t right, uint32_t rank, int32_t merged) {
+void Bpe::InsertPair(int32_t left, int32_t right, uint32_t rank, int32_t merged) {
   const uint64_t key = (uint64_t(uint32_t(left)) << 32) | uint32_t(right);
   for (size_t i = (key * 0x9E3779B97F4A7C15ull) >> pair_shift_;; i = (i + 1) & pair_mask_) {
     PairSlot& s = pairs_[i];
-    if (s.key == key) return Status::Ok();  // repeated merge: the first (lowest rank) stays
+    if (s.key == key) return;  // repeated merge: the first (lowest rank) stays
     if (s.key == kEmpty) {
       s = {key, rank, merged};
       ++pair_count_;
-      return Status::Ok();
+      return;
     }
   }
 }
@@ -75,7 +76,9 @@ Result<Bpe> Bpe::Create(const std::vector<std::string>& tokens,
                         const std::vector<bool>& is_mergeable,
                         const std::vector<std::pair<int32_t, int32_t>>& merges,
                         bool ignore_merges) {
+  static std::atomic<uint64_t> next_instance{1};
   Bpe bpe;
+  bpe.instance_id_ = next_instance.fetch_add(1);
   bpe.ignore_merges_ = ignore_merges;
   const size_t n = tokens.size();
   size_t total = 0;
@@ -119,7 +122,7 @@ Result<Bpe> Bpe::Create(const std::vector<std::string>& tokens,
       if (merged < 0)
         return Status::Errorf("merge {} ('{}' + '{}') makes a token that is not in the vocabulary",
                               r, bpe.token_bytes_[a], bpe.token_bytes_[b]);
-      HERD_RETURN_IF_ERROR(bpe.InsertPair(a, b, static_cast<uint32_t>(r), merged));
+      bpe.InsertPair(a, b, static_cast<uint32_t>(r), merged);
     }
   } else {
     for (size_t id = 0; id < n; ++id) {
@@ -130,8 +133,7 @@ Result<Bpe> Bpe::Create(const std::vector<std::string>& tokens,
         if (a < 0) continue;
         const int32_t b = bpe.Lookup(t.substr(k));
         if (b < 0) continue;
-        HERD_RETURN_IF_ERROR(
-            bpe.InsertPair(a, b, static_cast<uint32_t>(id), static_cast<int32_t>(id)));
+        bpe.InsertPair(a, b, static_cast<uint32_t>(id), static_cast<int32_t>(id));
       }
     }
   }
@@ -148,7 +150,7 @@ class PieceCache {
   static constexpr size_t kSlots = 1 << 16;
   static constexpr size_t kMaxPiece = 64;
 
-  const int32_t* Find(const void* owner, std::string_view piece, uint64_t h, size_t* n) {
+  const int32_t* Find(uint64_t owner, std::string_view piece, uint64_t h, size_t* n) {
     if (owner != owner_) Reset(owner);
     for (size_t i = h & (kSlots - 1);; i = (i + 1) & (kSlots - 1)) {
       const Slot& s = slots_[i];
@@ -175,14 +177,14 @@ class PieceCache {
     uint64_t hash;
     uint32_t key_off, key_len, val_off, val_len;
   };
-  void Reset(const void* owner) {
+  void Reset(uint64_t owner) {
     owner_ = owner;
     slots_.assign(kSlots, Slot{0, 0, 0, 0, 0});
     keys_.clear();
     vals_.clear();
     count_ = 0;
   }
-  const void* owner_ = nullptr;
+  uint64_t owner_ = 0;
   std::vector<Slot> slots_;
   std::string keys_;
   std::vector<int32_t> vals_;
@@ -210,7 +212,7 @@ void Bpe::Encode(std::string_view piece, std::vector<int32_t>* out) const {
   }
   thread_local PieceCache cache;
   size_t n = 0;
-  if (const int32_t* ids = cache.Find(this, piece, h, &n)) {
+  if (const int32_t* ids = cache.Find(instance_id_, piece, h, &n)) {
     out->insert(out->end(), ids, ids + n);
     return;
   }

@@ -66,7 +66,7 @@ class Bpe {
     *merged = s->merged;
     return s->rank;
   }
-  Status InsertPair(int32_t left, int32_t right, uint32_t rank, int32_t merged);
+  void InsertPair(int32_t left, int32_t right, uint32_t rank, int32_t merged);
   void InsertToken(std::string_view bytes, int32_t id);
 
   std::vector<std::string_view> token_bytes_;  // views into the caller's tokens, copied into arena_
@@ -79,6 +79,7 @@ class Bpe {
   size_t lookup_mask_ = 0;
   int32_t byte_token_[256];
   bool ignore_merges_ = true;
+  uint64_t instance_id_ = 0;  // unique per Create(): keys the per-thread piece cache
 };
 
 }  // namespace herd

@@ -67,13 +67,12 @@ Result<TokenizerData> LoadGgufTokenizer(const std::string& path) {
   }
   // llama.cpp's Llama 3 pre-tokenizer matches whole tokens first, as tiktoken does.
   data.ignore_merges = true;
-  if (const gguf::Value* pre = file.Find("tokenizer.ggml.pre")) {
+  if (file.Find("tokenizer.ggml.pre")) {
     auto p = file.GetString("tokenizer.ggml.pre");
     if (!p.ok()) return fail(p.status());
     auto type = PreTokenizerFromName(*p);
     if (!type.ok()) return Status::Errorf("{}: {}", path, type.status().message());
     data.pre = *type;
-    (void)pre;
   } else {
     data.warnings.push_back(path + ": no tokenizer.ggml.pre; assuming Llama 3's pre-tokenizer");
   }
