@@ -2,6 +2,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -27,7 +28,8 @@ inline std::string XzFixture(const std::string& name) {
   const fs::path out = fs::path(HERD_BINARY_DIR) / "test_data" / fs::path(name).filename();
   if (!fs::exists(out)) {
     fs::create_directories(out.parent_path());
-    const std::string tmp = out.string() + ".tmp";
+    // Tests run in parallel processes: each writes its own temporary, then renames it (atomic).
+    const std::string tmp = out.string() + ".tmp." + std::to_string(::getpid());
     const std::string cmd =
         "xz -dc '" + SourcePath("tests/golden/" + name + ".xz") + "' > '" + tmp + "'";
     if (std::system(cmd.c_str()) != 0) return "";

@@ -6,8 +6,8 @@ Why not a Unicode library: the pre-tokenizer must split exactly where tiktoken s
 come from the same Unicode version tiktoken was built with (regex-syntax 0.8 bundles Unicode 16.0, while
 Debian 12's utf8proc is Unicode 15.0 and Python 3.11's unicodedata is 14.0). tiktoken itself is the oracle:
 an Encoding whose pattern is just `\\p{L}` (or `\\p{N}`, `\\s`) and whose vocabulary is the 256 single
-bytes returns tokens for a one-character string iff the character matches, since tiktoken drops text the
-pattern does not match.
+bytes, run over a string of every code point, returns exactly the characters that match: tiktoken drops
+text the pattern does not match, and decoding gives the matched characters back in order.
 
 Run: .venv/bin/python tools/gen_unicode_tables.py [--check]   (--check: compare with the committed file)
 """
@@ -24,9 +24,8 @@ OUT = ROOT / "src/tokenizer/unicode_tables.inc"
 def oracle(pattern):
     enc = tiktoken.Encoding(name="probe", pat_str=pattern,
                             mergeable_ranks={bytes([b]): b for b in range(256)}, special_tokens={})
-    cps = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
-    out = enc.encode_ordinary_batch([chr(c) for c in cps], num_threads=8)
-    return {c for c, ids in zip(cps, out) if ids}
+    everything = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    return {ord(ch) for ch in enc.decode(enc.encode_ordinary(everything))}
 
 
 def ranges(members):

@@ -147,7 +147,7 @@ namespace {
 // mix.
 class PieceCache {
  public:
-  static constexpr size_t kSlots = 1 << 16;
+  static constexpr size_t kSlots = 1 << 18;
   static constexpr size_t kMaxPiece = 64;
 
   const int32_t* Find(uint64_t owner, std::string_view piece, uint64_t h, size_t* n) {

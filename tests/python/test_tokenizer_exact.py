@@ -93,3 +93,13 @@ def test_invalid_utf8_matches_reference(herd_bin, llama3_model, enc):
     for c, ids in zip(cases, got):
         assert ids == encode_bytes_reference(enc, c), c
         assert b"".join(enc.decode_single_token_bytes(t) for t in ids) == c
+
+
+def test_unicode_tables_match_tiktoken():
+    """herd's \\p{L} / \\p{N} / \\s ranges equal what the installed tiktoken's regex engine says, for
+    every code point (tools/gen_unicode_tables.py --check)."""
+    import sys
+    from conftest import ROOT
+    r = subprocess.run([sys.executable, str(ROOT / "tools/gen_unicode_tables.py"), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
