@@ -61,11 +61,14 @@ int main(int argc, char** argv) {
                  "[--reps R] [--max-mb M]\n");
     return 2;
   }
-  auto tok = herd::LoadTokenizer(tok_path);
-  if (!tok.ok()) {
-    std::fprintf(stderr, "%s\n", tok.status().message().c_str());
+  auto data = herd::LoadTokenizerData(tok_path);
+  if (!data.ok()) {
+    std::fprintf(stderr, "%s\n", data.status().message().c_str());
     return 1;
   }
+  // Every repetition gets a fresh tokenizer: its per-thread piece memo starts empty, so a
+  // repetition never profits from pieces an earlier one saw (tiktoken has no such memo).
+  auto fresh = [&] { return std::move(herd::Tokenizer::Create(*data)).value(); };
   auto file = herd::MappedFile::Open(corpus);
   if (!file.ok()) {
     std::fprintf(stderr, "%s\n", file.status().message().c_str());
@@ -91,11 +94,12 @@ int main(int argc, char** argv) {
   size_t tokens = 0;
   std::vector<int32_t> out;
   for (int r = 0; r < reps; ++r) {
+    const herd::Tokenizer tok = fresh();
     herd::Timer t;
     tokens = 0;
     for (auto v : views) {
       out.clear();
-      tok->EncodeOrdinary(v, &out);
+      tok.EncodeOrdinary(v, &out);
       tokens += out.size();
     }
     secs.push_back(t.Seconds());
@@ -105,8 +109,9 @@ int main(int argc, char** argv) {
   herd::ThreadPool pool(threads);
   secs.clear();
   for (int r = 0; r < reps; ++r) {
+    const herd::Tokenizer tok = fresh();
     herd::Timer t;
-    auto res = tok->EncodeBatch(views, {}, &pool);
+    auto res = tok.EncodeBatch(views, {}, &pool);
     secs.push_back(t.Seconds());
     tokens = 0;
     for (auto& ids : res) tokens += ids.size();

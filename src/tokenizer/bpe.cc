@@ -37,15 +37,33 @@ size_t TableSize(size_t n) { return std::bit_ceil(std::max<size_t>(16, n * 2)); 
 
 }  // namespace
 
+namespace {
+
+// The first (up to) 8 bytes of s, zero-padded: with the length, the whole key of a short token, so
+// most lookups compare in the slot without touching the token's bytes elsewhere in memory.
+inline uint64_t Head8(std::string_view s) {
+  uint64_t w = 0;
+  std::memcpy(&w, s.data(), std::min<size_t>(8, s.size()));
+  return w;
+}
+
+inline bool SlotMatches(const Bpe::TokenSlot& s, uint64_t h, std::string_view bytes,
+                        const std::vector<std::string_view>& token_bytes) {
+  if (s.hash != h || s.len != bytes.size() || s.head != Head8(bytes)) return false;
+  return bytes.size() <= 8 || token_bytes[s.id] == bytes;
+}
+
+}  // namespace
+
 void Bpe::InsertToken(std::string_view bytes, int32_t id) {
   const uint64_t h = HashBytes(bytes);
   for (size_t i = h & lookup_mask_;; i = (i + 1) & lookup_mask_) {
     TokenSlot& s = lookup_[i];
     if (s.id < 0) {
-      s = {h, id};
+      s = {h, Head8(bytes), id, static_cast<uint32_t>(bytes.size())};
       return;
     }
-    if (s.hash == h && token_bytes_[s.id] == bytes) return;  // duplicate bytes: first id wins
+    if (SlotMatches(s, h, bytes, token_bytes_)) return;  // duplicate bytes: first id wins
   }
 }
 
@@ -55,7 +73,7 @@ int32_t Bpe::Lookup(std::string_view bytes, uint64_t h) const {
   for (size_t i = h & lookup_mask_;; i = (i + 1) & lookup_mask_) {
     const TokenSlot& s = lookup_[i];
     if (s.id < 0) return -1;
-    if (s.hash == h && token_bytes_[s.id] == bytes) return s.id;
+    if (SlotMatches(s, h, bytes, token_bytes_)) return s.id;
   }
 }
 
@@ -89,7 +107,7 @@ Result<Bpe> Bpe::Create(const std::vector<std::string>& tokens,
   for (size_t id = 0, off = 0; id < n; off += tokens[id].size(), ++id)
     bpe.token_bytes_[id] = std::string_view(bpe.arena_).substr(off, tokens[id].size());
 
-  bpe.lookup_.assign(TableSize(n), TokenSlot{0, -1});
+  bpe.lookup_.assign(TableSize(n), TokenSlot{0, 0, -1, 0});
   bpe.lookup_mask_ = bpe.lookup_.size() - 1;
   for (size_t id = 0; id < n; ++id)
     if (is_mergeable[id] && !tokens[id].empty())
@@ -137,6 +155,15 @@ Result<Bpe> Bpe::Create(const std::vector<std::string>& tokens,
       }
     }
   }
+  // Dense table of the pairs of two single bytes: the first merge round of every piece reads it
+  // instead of the (much larger, cache-missing) hash table.
+  bpe.byte_pairs_.resize(256 * 256);
+  for (int a = 0; a < 256; ++a)
+    for (int b = 0; b < 256; ++b) {
+      BytePair& bp = bpe.byte_pairs_[(a << 8) | b];
+      bp.merged = -1;
+      bp.rank = bpe.PairRank(bpe.byte_token_[a], bpe.byte_token_[b], &bp.merged);
+    }
   return bpe;
 }
 
@@ -147,12 +174,16 @@ namespace {
 // mix.
 class PieceCache {
  public:
-  static constexpr size_t kSlots = 1 << 18;
+  // Starts small (cheap for short inputs) and doubles up to kMaxSlots (half of them used: 512k
+  // pieces, ~30 MB); when that is full it starts over.
+  static constexpr size_t kMinSlots = 1 << 12;
+  static constexpr size_t kMaxSlots = 1 << 20;
   static constexpr size_t kMaxPiece = 64;
 
   const int32_t* Find(uint64_t owner, std::string_view piece, uint64_t h, size_t* n) {
-    if (owner != owner_) Reset(owner);
-    for (size_t i = h & (kSlots - 1);; i = (i + 1) & (kSlots - 1)) {
+    if (owner != owner_) Reset(owner, kMinSlots);
+    const size_t mask = slots_.size() - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
       const Slot& s = slots_[i];
       if (s.key_len == 0) return nullptr;
       if (s.hash == h && std::string_view(keys_.data() + s.key_off, s.key_len) == piece) {
@@ -162,11 +193,15 @@ class PieceCache {
     }
   }
   void Insert(std::string_view piece, uint64_t h, const int32_t* ids, size_t n) {
-    if (count_ >= kSlots / 2) Reset(owner_);
-    size_t i = h & (kSlots - 1);
-    while (slots_[i].key_len != 0) i = (i + 1) & (kSlots - 1);
-    slots_[i] = {h, static_cast<uint32_t>(keys_.size()), static_cast<uint32_t>(piece.size()),
-                 static_cast<uint32_t>(vals_.size()), static_cast<uint32_t>(n)};
+    if (count_ >= slots_.size() / 2) {
+      if (slots_.size() < kMaxSlots) {
+        Grow();
+      } else {
+        Reset(owner_, kMinSlots);
+      }
+    }
+    Place({h, static_cast<uint32_t>(keys_.size()), static_cast<uint32_t>(piece.size()),
+           static_cast<uint32_t>(vals_.size()), static_cast<uint32_t>(n)});
     keys_.append(piece);
     vals_.insert(vals_.end(), ids, ids + n);
     ++count_;
@@ -175,11 +210,23 @@ class PieceCache {
  private:
   struct Slot {
     uint64_t hash;
-    uint32_t key_off, key_len, val_off, val_len;
+    uint32_t key_off, key_len, val_off, val_len;  // key_len 0: empty (pieces are never empty)
   };
-  void Reset(uint64_t owner) {
+  void Place(const Slot& slot) {
+    const size_t mask = slots_.size() - 1;
+    size_t i = slot.hash & mask;
+    while (slots_[i].key_len != 0) i = (i + 1) & mask;
+    slots_[i] = slot;
+  }
+  void Grow() {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(old.size() * 2, Slot{0, 0, 0, 0, 0});
+    for (const Slot& s : old)
+      if (s.key_len != 0) Place(s);
+  }
+  void Reset(uint64_t owner, size_t n_slots) {
     owner_ = owner;
-    slots_.assign(kSlots, Slot{0, 0, 0, 0, 0});
+    slots_.assign(n_slots, Slot{0, 0, 0, 0, 0});
     keys_.clear();
     vals_.clear();
     count_ = 0;
@@ -233,7 +280,11 @@ void Bpe::EncodeShort(std::string_view piece, std::vector<int32_t>* out) const {
   int32_t ids[kShortMax], merged_id[kShortMax];
   uint32_t ranks[kShortMax];
   for (size_t i = 0; i < n; ++i) ids[i] = byte_token_[static_cast<uint8_t>(piece[i])];
-  for (size_t i = 0; i + 1 < n; ++i) ranks[i] = PairRank(ids[i], ids[i + 1], &merged_id[i]);
+  for (size_t i = 0; i + 1 < n; ++i) {
+    const BytePair& bp = byte_pairs_[(uint8_t(piece[i]) << 8) | uint8_t(piece[i + 1])];
+    ranks[i] = bp.rank;
+    merged_id[i] = bp.merged;
+  }
   size_t m = n;
   ranks[m - 1] = kNoRank;
   while (m > 1) {

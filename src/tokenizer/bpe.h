@@ -45,10 +45,16 @@ class Bpe {
     uint32_t rank;
     int32_t merged;
   };
+
+ public:  // for the lookup helpers in bpe.cc
   struct TokenSlot {
     uint64_t hash;
-    int32_t id;  // -1 when unused
+    uint64_t head;  // first 8 bytes, zero-padded
+    int32_t id;     // -1 when unused
+    uint32_t len;
   };
+
+ private:
   static constexpr uint64_t kEmpty = ~uint64_t{0};
   static constexpr uint32_t kNoRank = ~uint32_t{0};
 
@@ -75,6 +81,11 @@ class Bpe {
   size_t pair_mask_ = 0;
   int pair_shift_ = 64;
   size_t pair_count_ = 0;
+  struct BytePair {
+    uint32_t rank;
+    int32_t merged;
+  };
+  std::vector<BytePair> byte_pairs_;  // [a * 256 + b]
   std::vector<TokenSlot> lookup_;
   size_t lookup_mask_ = 0;
   int32_t byte_token_[256];

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <map>
-#include <memory>
 #include <vector>
 
 namespace herd::unicode {
@@ -12,45 +11,38 @@ namespace {
 #include "tokenizer/unicode_tables.inc"
 
 template <size_t N>
-bool InRanges(const uint32_t (&ranges)[N][2], uint32_t cp) {
-  auto it = std::upper_bound(std::begin(ranges), std::end(ranges), cp,
-                             [](uint32_t c, const uint32_t(&r)[2]) { return c < r[0]; });
-  return it != std::begin(ranges) && cp <= (*(it - 1))[1];
-}
-
-uint8_t ComputeClass(uint32_t cp) {
-  if (cp >= 0xD800 && cp <= 0xDFFF) return 0;  // surrogates: "other" (category Cs)
-  uint8_t cls = 0;
-  if (InRanges(kLetterRanges, cp)) cls |= kLetter;
-  if (InRanges(kNumberRanges, cp)) cls |= kNumber;
-  if (InRanges(kSpaceRanges, cp)) cls |= kSpace;
-  if (cp == '\r' || cp == '\n') cls |= kNewline;
-  if (cp == ' ') cls |= kAsciiSpace;
-  return cls;
+void Mark(const uint32_t (&ranges)[N][2], uint8_t bit, std::vector<uint8_t>* cls) {
+  for (const auto& r : ranges)
+    for (uint32_t cp = r[0]; cp <= r[1]; ++cp) (*cls)[cp] |= bit;
 }
 
 struct Tables {
-  std::vector<std::unique_ptr<uint8_t[]>> blocks;  // unique 256-entry blocks
-  std::vector<const uint8_t*> stage1;              // 0x1100 entries
+  std::vector<std::vector<uint8_t>> blocks;  // unique 256-entry blocks
+  std::vector<const uint8_t*> stage1;        // 0x1100 entries
 };
 
 const Tables& GetTables() {
   static const Tables* tables = [] {
+    // Flat class of every code point (surrogates stay 0: "other", category Cs), then deduplicated
+    // into 256-entry blocks shared by stage1.
+    std::vector<uint8_t> cls(0x110000, 0);
+    Mark(kLetterRanges, kLetter, &cls);
+    Mark(kNumberRanges, kNumber, &cls);
+    Mark(kSpaceRanges, kSpace, &cls);
+    cls['\r'] |= kNewline;
+    cls['\n'] |= kNewline;
+    cls[' '] |= kAsciiSpace;
     auto* t = new Tables();
-    std::map<std::vector<uint8_t>, const uint8_t*> seen;
-    t->stage1.resize(0x1100);
-    std::vector<uint8_t> block(256);
+    std::map<std::vector<uint8_t>, size_t> seen;
+    t->blocks.reserve(0x1100);
+    std::vector<size_t> index(0x1100);
     for (uint32_t hi = 0; hi < 0x1100; ++hi) {
-      for (uint32_t lo = 0; lo < 256; ++lo) block[lo] = ComputeClass((hi << 8) | lo);
-      auto it = seen.find(block);
-      if (it == seen.end()) {
-        auto owned = std::make_unique<uint8_t[]>(256);
-        std::copy(block.begin(), block.end(), owned.get());
-        it = seen.emplace(block, owned.get()).first;
-        t->blocks.push_back(std::move(owned));
-      }
-      t->stage1[hi] = it->second;
+      std::vector<uint8_t> block(cls.begin() + (hi << 8), cls.begin() + ((hi + 1) << 8));
+      auto [it, fresh] = seen.emplace(block, t->blocks.size());
+      if (fresh) t->blocks.push_back(std::move(block));
+      index[hi] = it->second;
     }
+    for (size_t k : index) t->stage1.push_back(t->blocks[k].data());
     return t;
   }();
   return *tables;
