@@ -48,22 +48,23 @@ inline uint64_t Head8(std::string_view s) {
 }
 
 inline bool SlotMatches(const Bpe::TokenSlot& s, uint64_t h, std::string_view bytes,
-                        const std::vector<std::string_view>& token_bytes) {
+                        const char* arena) {
   if (s.hash != h || s.len != bytes.size() || s.head != Head8(bytes)) return false;
-  return bytes.size() <= 8 || token_bytes[s.id] == bytes;
+  return bytes.size() <= 8 || std::memcmp(arena + s.offset, bytes.data(), bytes.size()) == 0;
 }
 
 }  // namespace
 
-void Bpe::InsertToken(std::string_view bytes, int32_t id) {
+void Bpe::InsertToken(int32_t id) {
+  const std::string_view bytes = TokenView(id);
   const uint64_t h = HashBytes(bytes);
   for (size_t i = h & lookup_mask_;; i = (i + 1) & lookup_mask_) {
     TokenSlot& s = lookup_[i];
     if (s.id < 0) {
-      s = {h, Head8(bytes), id, static_cast<uint32_t>(bytes.size())};
+      s = {h, Head8(bytes), id, static_cast<uint32_t>(bytes.size()), token_offset_[id]};
       return;
     }
-    if (SlotMatches(s, h, bytes, token_bytes_)) return;  // duplicate bytes: first id wins
+    if (SlotMatches(s, h, bytes, arena_.data())) return;  // duplicate bytes: first id wins
   }
 }
 
@@ -73,7 +74,7 @@ int32_t Bpe::Lookup(std::string_view bytes, uint64_t h) const {
   for (size_t i = h & lookup_mask_;; i = (i + 1) & lookup_mask_) {
     const TokenSlot& s = lookup_[i];
     if (s.id < 0) return -1;
-    if (SlotMatches(s, h, bytes, token_bytes_)) return s.id;
+    if (SlotMatches(s, h, bytes, arena_.data())) return s.id;
   }
 }
 
@@ -101,17 +102,19 @@ Result<Bpe> Bpe::Create(const std::vector<std::string>& tokens,
   const size_t n = tokens.size();
   size_t total = 0;
   for (const auto& t : tokens) total += t.size();
+  if (total > UINT32_MAX)
+    return Status::Errorf("vocabulary holds {} bytes of tokens (limit 4 GiB)", total);
   bpe.arena_.reserve(total);
   for (const auto& t : tokens) bpe.arena_ += t;
-  bpe.token_bytes_.resize(n);
+  bpe.token_offset_.resize(n + 1);
   for (size_t id = 0, off = 0; id < n; off += tokens[id].size(), ++id)
-    bpe.token_bytes_[id] = std::string_view(bpe.arena_).substr(off, tokens[id].size());
+    bpe.token_offset_[id] = static_cast<uint32_t>(off);
+  bpe.token_offset_[n] = static_cast<uint32_t>(total);
 
-  bpe.lookup_.assign(TableSize(n), TokenSlot{0, 0, -1, 0});
+  bpe.lookup_.assign(TableSize(n), TokenSlot{0, 0, -1, 0, 0});
   bpe.lookup_mask_ = bpe.lookup_.size() - 1;
   for (size_t id = 0; id < n; ++id)
-    if (is_mergeable[id] && !tokens[id].empty())
-      bpe.InsertToken(bpe.token_bytes_[id], static_cast<int32_t>(id));
+    if (is_mergeable[id] && !tokens[id].empty()) bpe.InsertToken(static_cast<int32_t>(id));
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);
     bpe.byte_token_[b] = bpe.Lookup(std::string_view(&c, 1));
@@ -135,17 +138,17 @@ Result<Bpe> Bpe::Create(const std::vector<std::string>& tokens,
       auto [a, b] = merges[r];
       if (a < 0 || b < 0 || size_t(a) >= n || size_t(b) >= n)
         return Status::Errorf("merge {} refers to token id out of range", r);
-      std::string joined = std::string(bpe.token_bytes_[a]) + std::string(bpe.token_bytes_[b]);
+      std::string joined = std::string(bpe.TokenView(a)) + std::string(bpe.TokenView(b));
       const int32_t merged = bpe.Lookup(joined);
       if (merged < 0)
         return Status::Errorf("merge {} ('{}' + '{}') makes a token that is not in the vocabulary",
-                              r, bpe.token_bytes_[a], bpe.token_bytes_[b]);
+                              r, bpe.TokenView(a), bpe.TokenView(b));
       bpe.InsertPair(a, b, static_cast<uint32_t>(r), merged);
     }
   } else {
     for (size_t id = 0; id < n; ++id) {
       if (!is_mergeable[id]) continue;
-      std::string_view t = bpe.token_bytes_[id];
+      std::string_view t = bpe.TokenView(id);
       for (size_t k = 1; k < t.size(); ++k) {
         const int32_t a = bpe.Lookup(t.substr(0, k));
         if (a < 0) continue;

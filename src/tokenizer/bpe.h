@@ -52,6 +52,7 @@ class Bpe {
     uint64_t head;  // first 8 bytes, zero-padded
     int32_t id;     // -1 when unused
     uint32_t len;
+    uint32_t offset;  // of the bytes in arena_, for tokens longer than 8 bytes
   };
 
  private:
@@ -73,10 +74,14 @@ class Bpe {
     return s->rank;
   }
   void InsertPair(int32_t left, int32_t right, uint32_t rank, int32_t merged);
-  void InsertToken(std::string_view bytes, int32_t id);
+  void InsertToken(int32_t id);
 
-  std::vector<std::string_view> token_bytes_;  // views into the caller's tokens, copied into arena_
-  std::string arena_;
+  std::string_view TokenView(int32_t id) const {
+    return {arena_.data() + token_offset_[id], token_offset_[id + 1] - token_offset_[id]};
+  }
+  std::string arena_;  // all token bytes, concatenated
+  std::vector<uint32_t>
+      token_offset_;  // [n + 1]: token id's bytes are arena_[off[id], off[id + 1])
   std::vector<PairSlot> pairs_;
   size_t pair_mask_ = 0;
   int pair_shift_ = 64;
