@@ -2,6 +2,7 @@
 // the format independently of the reader, so the tests check the reader against the spec, not
 // against itself.
 #include "io/gguf.h"
+#include "test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -509,8 +510,9 @@ TEST(GgufMalformed, UnprintableKeysAreEscapedInMessages) {
 
 // A real tokenizer GGUF, produced by another tool (tests/data/tokenizer/).
 TEST(Gguf, RealTokenizerFile) {
-  std::string path = std::string(HERD_SOURCE_DIR) + "/tests/data/tokenizer/llama3-tokenizer.gguf";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not present; skipping";
+  // The committed tokenizer-only GGUF (tools/make_tokenizer_fixtures.py, written by the gguf package).
+  const std::string path = herd::testing::XzFixture("tokenizer/llama3-tokenizer.gguf");
+  ASSERT_FALSE(path.empty());
   auto f = File::Open(path);
   ASSERT_TRUE(f.ok()) << f.status().message();
   EXPECT_GE(f->version(), 2u);
