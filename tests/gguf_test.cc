@@ -2,7 +2,6 @@
 // the format independently of the reader, so the tests check the reader against the spec, not
 // against itself.
 #include "io/gguf.h"
-#include "test_util.h"
 
 #include <gtest/gtest.h>
 
@@ -13,6 +12,8 @@
 #include <limits>
 #include <string>
 #include <vector>
+
+#include "test_util.h"
 
 namespace herd::gguf {
 namespace {
@@ -510,7 +511,8 @@ TEST(GgufMalformed, UnprintableKeysAreEscapedInMessages) {
 
 // A real tokenizer GGUF, produced by another tool (tests/data/tokenizer/).
 TEST(Gguf, RealTokenizerFile) {
-  // The committed tokenizer-only GGUF (tools/make_tokenizer_fixtures.py, written by the gguf package).
+  // The committed tokenizer-only GGUF (tools/make_tokenizer_fixtures.py, written by the gguf
+  // package).
   const std::string path = herd::testing::XzFixture("tokenizer/llama3-tokenizer.gguf");
   ASSERT_FALSE(path.empty());
   auto f = File::Open(path);
