@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <type_traits>
 
 namespace herd::gguf {
 
@@ -65,48 +66,48 @@ void Writer::Key(const std::string& key, uint32_t type) {
   keys_.push_back(key);
 }
 
+template <typename T>
+void Writer::SetScalar(const std::string& key, uint32_t type, T value) {
+  Key(key, type);
+  Put(&kv_, value);
+}
+
+template <typename T>
+void Writer::SetArray(const std::string& key, uint32_t elem_type, const std::vector<T>& values) {
+  Key(key, kArr);
+  Put<uint32_t>(&kv_, elem_type);
+  Put<uint64_t>(&kv_, values.size());
+  for (const T& v : values) {
+    if constexpr (std::is_same_v<T, std::string>) {
+      PutString(&kv_, v);
+    } else {
+      Put(&kv_, v);
+    }
+  }
+}
+
 void Writer::SetString(const std::string& key, const std::string& value) {
   Key(key, kStr);
   PutString(&kv_, value);
 }
 void Writer::SetUint32(const std::string& key, uint32_t value) {
-  Key(key, kU32);
-  Put(&kv_, value);
+  SetScalar(key, kU32, value);
   if (key == "general.alignment") alignment_ = value;
 }
-void Writer::SetInt32(const std::string& key, int32_t value) {
-  Key(key, kI32);
-  Put(&kv_, value);
-}
-void Writer::SetUint64(const std::string& key, uint64_t value) {
-  Key(key, kU64);
-  Put(&kv_, value);
-}
-void Writer::SetFloat32(const std::string& key, float value) {
-  Key(key, kF32);
-  Put(&kv_, value);
-}
+void Writer::SetInt32(const std::string& key, int32_t value) { SetScalar(key, kI32, value); }
+void Writer::SetUint64(const std::string& key, uint64_t value) { SetScalar(key, kU64, value); }
+void Writer::SetFloat32(const std::string& key, float value) { SetScalar(key, kF32, value); }
 void Writer::SetBool(const std::string& key, bool value) {
-  Key(key, kBool);
-  Put<uint8_t>(&kv_, value ? 1 : 0);
+  SetScalar<uint8_t>(key, kBool, value ? 1 : 0);
 }
 void Writer::SetStringArray(const std::string& key, const std::vector<std::string>& values) {
-  Key(key, kArr);
-  Put<uint32_t>(&kv_, kStr);
-  Put<uint64_t>(&kv_, values.size());
-  for (const auto& v : values) PutString(&kv_, v);
+  SetArray(key, kStr, values);
 }
 void Writer::SetInt32Array(const std::string& key, const std::vector<int32_t>& values) {
-  Key(key, kArr);
-  Put<uint32_t>(&kv_, kI32);
-  Put<uint64_t>(&kv_, values.size());
-  for (int32_t v : values) Put(&kv_, v);
+  SetArray(key, kI32, values);
 }
 void Writer::SetFloat32Array(const std::string& key, const std::vector<float>& values) {
-  Key(key, kArr);
-  Put<uint32_t>(&kv_, kF32);
-  Put<uint64_t>(&kv_, values.size());
-  for (float v : values) Put(&kv_, v);
+  SetArray(key, kF32, values);
 }
 
 Status Writer::AddTensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape,

@@ -46,6 +46,10 @@ class Writer {
     uint64_t n_bytes;
   };
   void Key(const std::string& key, uint32_t type);
+  template <typename T>
+  void SetScalar(const std::string& key, uint32_t type, T value);
+  template <typename T>
+  void SetArray(const std::string& key, uint32_t elem_type, const std::vector<T>& values);
   Result<std::string> Header() const;
   std::string kv_;  // serialized key/value pairs
   uint64_t n_kv_ = 0;
