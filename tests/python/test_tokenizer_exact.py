@@ -37,9 +37,27 @@ def compare(enc, texts, got, what):
                     f"tiktoken {ref[i][max(0, k - 3):k + 5]}")
 
 
+SCRIPT_RANGES = {  # a core block per script the issue names; >= 2,000 characters of each required
+    "Latin": [(0x41, 0x5A), (0x61, 0x7A)], "Cyrillic": [(0x400, 0x4FF)], "Greek": [(0x370, 0x3FF)],
+    "Han": [(0x4E00, 0x9FFF)], "kana": [(0x3040, 0x30FF)], "Thai": [(0xE00, 0xE7F)],
+    "Devanagari": [(0x900, 0x97F)], "Arabic": [(0x600, 0x6FF)], "Hebrew": [(0x590, 0x5FF)],
+    "Hangul": [(0xAC00, 0xD7AF)], "emoji": [(0x1F300, 0x1FAFF)],
+}
+
+
 def test_corpus_size_and_scripts(corpus_path):
     size = corpus_path.stat().st_size
     assert size >= 20e6, f"corpus is {size / 1e6:.1f} MB"
+    counts = dict.fromkeys(SCRIPT_RANGES, 0)
+    lookup = {cp: name for name, rs in SCRIPT_RANGES.items() for a, b in rs for cp in range(a, b + 1)}
+    for line in corpus_path.read_text(encoding="utf-8").split("\n"):
+        if line:
+            for ch in json.loads(line)["text"]:
+                name = lookup.get(ord(ch))
+                if name:
+                    counts[name] += 1
+    thin = {k: v for k, v in counts.items() if v < 2000}
+    assert not thin, f"scripts with < 2000 characters: {thin}"
 
 
 @pytest.mark.parametrize("form", ["tiktoken", "hf_json", "gguf"])
