@@ -1,0 +1,26 @@
+// Element-wise and per-row ops of the Llama forward pass, float32 in and out.
+#pragma once
+
+#include <cstdint>
+
+namespace herd::kernels {
+
+// out = x / sqrt(mean(x^2) + eps) * weight (Zhang & Sennrich's RMSNorm); the mean of squares is
+// accumulated in double. out may alias x.
+void RMSNorm(const float* x, const float* weight, int64_t n, float eps, float* out);
+
+// Rotary embedding on interleaved pairs (Meta's layout: (x[2i], x[2i+1]) is rotated by angle
+// pos * inv_freq[i]) for n_heads heads of head_dim floats; cos/sin: [head_dim / 2] for this
+// position.
+void RopeInterleaved(float* x, int n_heads, int head_dim, const float* cos, const float* sin);
+
+// gate[i] = silu(gate[i]) * up[i], silu(z) = z / (1 + e^-z).
+void SwiGLU(float* gate, const float* up, int64_t n);
+
+// In place: x = exp(x - max) / sum. Entries of -inf get probability 0.
+void Softmax(float* x, int64_t n);
+
+// x += y.
+void Add(float* x, const float* y, int64_t n);
+
+}  // namespace herd::kernels

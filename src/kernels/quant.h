@@ -1,0 +1,26 @@
+// Row conversion between float32 and the storage dtypes of weights. GGUF block formats (ggml's
+// layouts, all little-endian):
+//   q8_0: 32 elements in 34 bytes = f16 scale d, int8 q[32];            x = d * q
+//   q4_0: 32 elements in 18 bytes = f16 scale d, u8 nibbles[16];        x = d * (nibble - 8)
+//         element j < 16 is the low nibble of byte j, element j + 16 its high nibble.
+// f32 / f16 / bf16 are plain little-endian arrays.
+#pragma once
+
+#include <cstdint>
+
+#include "base/dtype.h"
+#include "base/status.h"
+
+namespace herd::kernels {
+
+// Whether DequantizeRow / QuantizeRow handle the dtype.
+bool CanDequantize(DType t);
+bool CanQuantize(DType t);
+
+// dst[0..n) = the n elements at src; n must be a multiple of the dtype's block size.
+void DequantizeRow(DType t, const uint8_t* src, int64_t n, float* dst);
+// The reverse: encodes n floats (multiple of the block size) into BytesFor(t, n) bytes at dst.
+// Block formats use ggml's reference rounding, so files match what llama.cpp writes.
+void QuantizeRow(DType t, const float* src, int64_t n, uint8_t* dst);
+
+}  // namespace herd::kernels
