@@ -9,5 +9,9 @@ namespace herd::app {
 
 void AddTokenizeCommand(CLI::App& app, int* exit_code);
 void AddDetokenizeCommand(CLI::App& app, int* exit_code);
+void AddInitCommand(CLI::App& app, int* exit_code);
+void AddLogitsCommand(CLI::App& app, int* exit_code);
+void AddConvertCommand(CLI::App& app, int* exit_code);
+void AddRunCommands(CLI::App& app, int* exit_code);  // run, chat
 
 }  // namespace herd::app

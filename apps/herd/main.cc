@@ -12,6 +12,10 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   herd::app::AddTokenizeCommand(app, &exit_code);
   herd::app::AddDetokenizeCommand(app, &exit_code);
+  herd::app::AddInitCommand(app, &exit_code);
+  herd::app::AddLogitsCommand(app, &exit_code);
+  herd::app::AddConvertCommand(app, &exit_code);
+  herd::app::AddRunCommands(app, &exit_code);
   app.add_subcommand("info", "Print the CPU features and the SIMD level herd dispatches to")
       ->callback([] { std::printf("herd 0.1.0\ncpu %s\n", herd::DescribeCpu().c_str()); });
   try {

@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -253,6 +254,13 @@ Result<LlamaConfig> ConfigFromGguf(const gguf::File& f) {
   HERD_RETURN_IF_ERROR(get("tokenizer.ggml.bos_token_id", &c.bos_id, false));
   HERD_RETURN_IF_ERROR(get("tokenizer.ggml.eos_token_id", &id, false));
   if (id >= 0) c.eos_ids.push_back(id);
+  // llama.cpp's end-of-turn / end-of-message ids stop generation too.
+  for (const char* key : {"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"}) {
+    id = -1;
+    HERD_RETURN_IF_ERROR(get(key, &id, false));
+    if (id >= 0 && std::find(c.eos_ids.begin(), c.eos_ids.end(), id) == c.eos_ids.end())
+      c.eos_ids.push_back(id);
+  }
   HERD_RETURN_IF_ERROR(c.Validate(source));
   return c;
 }

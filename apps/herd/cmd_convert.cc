@@ -1,0 +1,64 @@
+// herd convert IN OUT --format hf|meta|gguf [--dtype f32|bf16|f16|q8_0|q4_0] [--shards N]
+// Loads a model in any format herd reads and writes it in another (q8_0 / q4_0: GGUF only).
+// The tokenizer travels with it when the input has one.
+#include <cstdio>
+#include <string>
+
+#include "apps/herd/commands.h"
+#include "apps/herd/model_common.h"
+#include "base/timer.h"
+#include "model/save.h"
+#include "tokenizer/load.h"
+
+namespace herd::app {
+namespace {
+
+struct ConvertOptions {
+  std::string in, out, format, dtype = "bf16";
+  int shards = 1;
+};
+
+int RunConvert(const ConvertOptions& o) {
+  SaveOptions save;
+  if (o.format == "hf")
+    save.format = ModelFormat::kHf;
+  else if (o.format == "meta")
+    save.format = ModelFormat::kMeta;
+  else if (o.format == "gguf")
+    save.format = ModelFormat::kGguf;
+  else
+    return Fail("--format must be hf, meta or gguf, not \"" + o.format + "\"");
+  auto dtype = DTypeFromName(o.dtype);
+  if (!dtype) return Fail("--dtype: unknown dtype \"" + o.dtype + "\"");
+  save.dtype = *dtype;
+  save.meta_shards = o.shards;
+  Timer timer;
+  auto model = LoadModel(o.in);
+  if (!model.ok()) return Fail(model.status().message());
+  for (const auto& w : model->warnings) std::fprintf(stderr, "herd: warning: %s\n", w.c_str());
+  auto tok = LoadTokenizerData(model->files.root);
+  if (!tok.ok())
+    std::fprintf(stderr, "herd: no tokenizer written (%s)\n", tok.status().message().c_str());
+  Status st = SaveModel(model->config, model->weights, tok.ok() ? &*tok : nullptr, save, o.out);
+  if (!st.ok()) return Fail(st.message());
+  std::fprintf(stderr, "herd: wrote %s (%s, %s) in %.1f s\n", o.out.c_str(),
+               FormatName(save.format), o.dtype.c_str(), timer.Seconds());
+  return 0;
+}
+
+}  // namespace
+
+void AddConvertCommand(CLI::App& app, int* exit_code) {
+  static ConvertOptions o;
+  auto* cmd = app.add_subcommand("convert", "Convert a model between HF, Meta and GGUF");
+  cmd->add_option("in", o.in, "Input model (HF directory, Meta directory or .gguf)")->required();
+  cmd->add_option("out", o.out, "Output directory (hf, meta) or .gguf file")->required();
+  cmd->add_option("--format", o.format, "hf, meta or gguf")->required();
+  cmd->add_option("--dtype", o.dtype, "f32, bf16, f16 (any format); q8_0, q4_0 (gguf)")
+      ->capture_default_str();
+  cmd->add_option("--shards", o.shards, "Meta format: model-parallel shards")
+      ->capture_default_str();
+  cmd->callback([exit_code] { *exit_code = RunConvert(o); });
+}
+
+}  // namespace herd::app

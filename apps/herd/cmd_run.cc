@@ -1,0 +1,165 @@
+// herd run  --model PATH --prompt TEXT [--chat] [--system TEXT] [sampling flags]
+// herd chat --model PATH [--system TEXT] [sampling flags]
+// run streams the completion (or, with --chat, the assistant's reply in Llama 3's chat format) to
+// stdout and prints prompt / generation tokens per second to stderr. chat is a multi-turn REPL
+// that keeps the KV cache between turns: each turn prefills only its new tokens.
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "apps/herd/commands.h"
+#include "apps/herd/model_common.h"
+#include "generate/generate.h"
+#include "tokenizer/chat_format.h"
+
+namespace herd::app {
+namespace {
+
+struct RunOptions {
+  std::string model, prompt, system;
+  bool chat = false;
+  int max_tokens = 256, ctx = 0, threads = 0;
+  SamplerParams sampler;
+};
+
+void AddSamplingFlags(CLI::App* cmd, RunOptions* o) {
+  cmd->add_option("--model", o->model, "HF directory, Meta directory or .gguf file")->required();
+  cmd->add_option("--system", o->system, "System prompt (chat)");
+  cmd->add_option("--max-tokens", o->max_tokens, "Tokens to generate at most")
+      ->capture_default_str();
+  cmd->add_option("--temperature", o->sampler.temperature, "0 = greedy")->capture_default_str();
+  cmd->add_option("--top-k", o->sampler.top_k, "<= 0: off")->capture_default_str();
+  cmd->add_option("--top-p", o->sampler.top_p, "1: off")->capture_default_str();
+  cmd->add_option("--min-p", o->sampler.min_p, "0: off")->capture_default_str();
+  cmd->add_option("--repeat-penalty", o->sampler.repeat_penalty, "1: off")->capture_default_str();
+  cmd->add_option("--seed", o->sampler.seed, "Sampling seed")->capture_default_str();
+  cmd->add_option("--ctx", o->ctx, "Context (KV cache) positions; 0: model's, at most 8192");
+  cmd->add_option("--threads", o->threads, "Threads (0 = all cores)");
+}
+
+// Meta's Llama 3.1 template starts every system message with this (its default date).
+std::string SystemText(const Model& model, const std::string& system) {
+  if (model.chat_template.find("Cutting Knowledge Date") == std::string::npos) return system;
+  return "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n" + system;
+}
+
+bool PrintPiece(std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+  return true;
+}
+
+void PrintStats(const GenerateResult& r) {
+  const int n = static_cast<int>(r.tokens.size()) + (r.stop_token >= 0 ? 1 : 0);
+  std::fprintf(
+      stderr, "\nherd: prompt %d tokens, %.1f tokens/s; generation %d tokens, %.1f tokens/s (%s)\n",
+      r.prompt_tokens, r.prompt_tokens / std::max(r.prefill_seconds, 1e-9), n,
+      n / std::max(r.decode_seconds, 1e-9), FinishReasonName(r.finish));
+}
+
+int RunRun(const RunOptions& o) {
+  auto loaded = LoadForInference(o.model, o.ctx, true, false);
+  if (!loaded) return 1;
+  const Model& model = loaded->model;
+  const Tokenizer& tok = *loaded->tokenizer;
+  std::vector<int32_t> prompt;
+  if (o.chat) {
+    std::vector<ChatMessage> messages;
+    if (!o.system.empty()) messages.push_back({"system", SystemText(model, o.system)});
+    messages.push_back({"user", o.prompt});
+    auto ids = EncodeLlama3Dialog(tok, messages);
+    if (!ids.ok()) return Fail(ids.status().message());
+    prompt = std::move(ids).value();
+  } else {
+    prompt = tok.Encode(o.prompt, EncodeOptions{.add_bos = true});
+  }
+  ThreadPool pool(o.threads);
+  KVCache cache(model.config, loaded->ctx);
+  GenerateOptions g{o.max_tokens, o.sampler, DefaultStopIds(model.config, tok), {}};
+  auto r = Generate(model, tok, prompt, &cache, g, &pool, PrintPiece);
+  if (!r.ok()) return Fail(r.status().message());
+  PrintStats(*r);
+  return 0;
+}
+
+int RunChat(const RunOptions& o) {
+  auto loaded = LoadForInference(o.model, o.ctx, true, false);
+  if (!loaded) return 1;
+  const Model& model = loaded->model;
+  const Tokenizer& tok = *loaded->tokenizer;
+  auto eot = tok.SpecialId("<|eot_id|>");
+  auto bos = tok.SpecialId("<|begin_of_text|>");
+  if (!eot || !bos) return Fail(tok.source() + ": not a Llama 3 vocabulary (no <|eot_id|>)");
+  ThreadPool pool(o.threads);
+  KVCache cache(model.config, loaded->ctx);
+  GenerateOptions g{o.max_tokens, o.sampler, DefaultStopIds(model.config, tok), {}};
+  // Tokens that belong to the conversation but are not in the cache yet: the BOS and system
+  // message before the first turn, the end of the previous reply after it.
+  std::vector<int32_t> pending;
+  auto reset = [&] {
+    cache.Clear();
+    pending = {*bos};
+    if (!o.system.empty()) {
+      auto sys = EncodeLlama3Message(tok, {"system", SystemText(model, o.system)});
+      pending.insert(pending.end(), sys->begin(), sys->end());
+    }
+  };
+  reset();
+  std::fprintf(stderr, "herd: chat (%d positions of context). /reset starts over, /exit quits.\n",
+               cache.capacity());
+  std::string line;
+  while (true) {
+    std::fprintf(stderr, "> ");
+    if (!std::getline(std::cin, line) || line == "/exit") break;
+    if (line == "/reset") {
+      reset();
+      std::fprintf(stderr, "herd: conversation reset\n");
+      continue;
+    }
+    if (line.empty()) continue;
+    auto user = EncodeLlama3Message(tok, {"user", line});
+    auto header = EncodeLlama3Header(tok, "assistant");
+    std::vector<int32_t> prompt = pending;
+    prompt.insert(prompt.end(), user->begin(), user->end());
+    prompt.insert(prompt.end(), header->begin(), header->end());
+    if (cache.size() + static_cast<int>(prompt.size()) + 1 > cache.capacity()) {
+      std::fprintf(stderr,
+                   "herd: the context is full (%d of %d positions used; this turn needs %zu more). "
+                   "Type /reset to start a new conversation, or restart with a larger --ctx.\n",
+                   cache.size(), cache.capacity(), prompt.size());
+      continue;
+    }
+    auto r = Generate(model, tok, prompt, &cache, g, &pool, PrintPiece);
+    if (!r.ok()) return Fail(r.status().message());
+    PrintStats(*r);
+    // The sampled stop token, or the last generated one, has not been run yet; an unterminated
+    // reply is closed with <|eot_id|> so the next turn sees a well-formed dialog.
+    pending.clear();
+    if (r->stop_token >= 0) {
+      pending.push_back(r->stop_token == *eot ? *eot : r->stop_token);
+    } else {
+      if (!r->tokens.empty()) pending.push_back(r->tokens.back());
+      pending.push_back(*eot);
+    }
+    if (r->finish == FinishReason::kContextFull)
+      std::fprintf(stderr, "herd: the context is full; type /reset to start a new conversation\n");
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddRunCommands(CLI::App& app, int* exit_code) {
+  static RunOptions run, chat;
+  auto* r = app.add_subcommand("run", "Generate text from a prompt");
+  AddSamplingFlags(r, &run);
+  r->add_option("--prompt", run.prompt, "Prompt text (never parsed for special tokens)")
+      ->required();
+  r->add_flag("--chat", run.chat, "Wrap the prompt in Llama 3's chat format");
+  r->callback([exit_code] { *exit_code = RunRun(run); });
+  auto* c = app.add_subcommand("chat", "Interactive multi-turn chat (keeps the KV cache)");
+  AddSamplingFlags(c, &chat);
+  c->callback([exit_code] { *exit_code = RunChat(chat); });
+}
+
+}  // namespace herd::app

@@ -1,0 +1,89 @@
+#include "apps/herd/model_common.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "model/forward.h"
+#include "model/self_check.h"
+#include "tokenizer/load.h"
+
+namespace herd::app {
+namespace fs = std::filesystem;
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "herd: %s\n", message.c_str());
+  return 1;
+}
+
+namespace {
+
+// MemAvailable from /proc/meminfo, in bytes; 0 if unknown.
+uint64_t AvailableMemory() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  uint64_t kb;
+  std::string unit;
+  while (f >> key >> kb) {
+    std::getline(f, unit);
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return 0;
+}
+
+// Bytes of the weight files (what the mmap will bring in).
+uint64_t WeightFileBytes(const ModelFiles& files) {
+  std::error_code ec;
+  if (files.format == ModelFormat::kGguf) return fs::file_size(files.root, ec);
+  uint64_t total = 0;
+  for (const auto& e : fs::directory_iterator(files.root, ec)) {
+    const auto ext = e.path().extension();
+    if (ext == ".safetensors" || ext == ".pth") total += fs::file_size(e.path(), ec);
+  }
+  return total;
+}
+
+double GiB(uint64_t b) { return b / double(1ull << 30); }
+
+}  // namespace
+
+std::optional<LoadedModel> LoadForInference(const std::string& path, int ctx, bool need_tokenizer,
+                                            bool quiet) {
+  auto files = FindModelFiles(path);
+  if (!files.ok()) return Fail(files.status().message()), std::nullopt;
+  auto config = LoadModelConfig(*files);
+  if (!config.ok()) return Fail(config.status().message()), std::nullopt;
+  if (ctx <= 0) ctx = std::min(config->max_seq_len, 8192);
+  const uint64_t weights = WeightFileBytes(*files), kv = KVCache::BytesFor(*config, ctx);
+  const uint64_t avail = AvailableMemory();
+  if (!quiet) {
+    std::fprintf(stderr,
+                 "herd: %s model %s\nherd: %s\nherd: memory plan: weights %.2f GiB (mapped) + KV "
+                 "cache %.2f GiB (%d positions, f32) = %.2f GiB; %.2f GiB available\n",
+                 FormatName(files->format), files->root.c_str(), config->Describe().c_str(),
+                 GiB(weights), GiB(kv), ctx, GiB(weights + kv), GiB(avail));
+  }
+  if (avail > 0 && weights + kv > avail) {
+    Fail(
+        fmt::format("the model needs {:.2f} GiB but only {:.2f} GiB is available; try a smaller "
+                    "--ctx (the KV cache takes {:.2f} GiB at {} positions)",
+                    GiB(weights + kv), GiB(avail), GiB(kv), ctx));
+    return std::nullopt;
+  }
+  auto model = LoadModel(path);
+  if (!model.ok()) return Fail(model.status().message()), std::nullopt;
+  LoadedModel out{std::move(model).value(), std::nullopt, ctx};
+  auto tok = LoadTokenizer(out.model.files.root);
+  if (tok.ok()) {
+    out.tokenizer = std::move(tok).value();
+  } else if (need_tokenizer) {
+    Fail(tok.status().message());
+    return std::nullopt;
+  }
+  for (const std::string& w : SelfCheck(out.model, out.tokenizer ? &*out.tokenizer : nullptr))
+    std::fprintf(stderr, "herd: warning: %s\n", w.c_str());
+  return out;
+}
+
+}  // namespace herd::app

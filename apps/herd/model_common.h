@@ -1,0 +1,28 @@
+// Loading a model for a subcommand: find its files, print the memory plan and refuse when it will
+// not fit, load, run the load-time self-check and print its warnings.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "model/load.h"
+#include "tokenizer/tokenizer.h"
+
+namespace herd::app {
+
+struct LoadedModel {
+  Model model;
+  std::optional<Tokenizer> tokenizer;  // absent when the model directory has none
+  int ctx = 0;                         // KV cache capacity the plan was made for
+};
+
+// ctx <= 0: the model's max_seq_len capped at 8192. Messages go to stderr, prefixed "herd: ".
+// Returns nullopt (after printing why) on failure.
+std::optional<LoadedModel> LoadForInference(const std::string& path, int ctx, bool need_tokenizer,
+                                            bool quiet);
+
+// Prints "herd: <message>" to stderr; returns 1 (the exit code).
+int Fail(const std::string& message);
+
+}  // namespace herd::app
