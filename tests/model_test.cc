@@ -10,6 +10,9 @@
 #include "model/init.h"
 #include "model/load.h"
 #include "model/save.h"
+#include "model/self_check.h"
+#include "test_util.h"
+#include "tokenizer/load.h"
 
 namespace herd {
 namespace {
@@ -240,6 +243,39 @@ TEST(SaveLoad, EveryFormatRoundTripsTheWeights) {
   auto truncated = LoadModel(dir + "/m.gguf");
   ASSERT_FALSE(truncated.ok());
   EXPECT_NE(truncated.status().message().find("m.gguf"), std::string::npos);
+}
+
+bool Mentions(const std::vector<std::string>& warnings, const std::string& text) {
+  for (const auto& w : warnings)
+    if (w.find(text) != std::string::npos) return true;
+  return false;
+}
+
+TEST(SelfCheck, Llama32ShapeWithFactor8IsFlagged) {
+  Model m;
+  m.files.root = "m";
+  m.config = *PresetConfig("llama3.2-1b");
+  EXPECT_FALSE(Mentions(SelfCheck(m, nullptr), "factor"));
+  m.config.rope_scaling->factor = 8;
+  EXPECT_TRUE(Mentions(SelfCheck(m, nullptr), "RoPE scaling factor 8; Llama 3.2 uses 32"));
+  m.config.rope_scaling.reset();
+  EXPECT_TRUE(Mentions(SelfCheck(m, nullptr), "without llama3 RoPE scaling"));
+}
+
+TEST(SelfCheck, InstructModelWithoutEotInEosIsFlagged) {
+  auto tok = LoadTokenizer(testing::Llama3TokenizerPath());
+  ASSERT_TRUE(tok.ok()) << tok.status().message();
+  Model m;
+  m.files.root = "m";
+  m.config = *PresetConfig("llama3-8b");
+  m.config.eos_ids = {128001};
+  EXPECT_FALSE(Mentions(SelfCheck(m, &*tok), "<|eot_id|>"));  // a base model: no template
+  m.chat_template = "{{ bos_token }}...";
+  EXPECT_TRUE(Mentions(SelfCheck(m, &*tok), "do not include <|eot_id|> (128009)"));
+  m.config.eos_ids = {128001, 128009};
+  EXPECT_FALSE(Mentions(SelfCheck(m, &*tok), "<|eot_id|>"));
+  m.config.vocab_size = 1000;
+  EXPECT_TRUE(Mentions(SelfCheck(m, &*tok), "the tokenizer has 128256 tokens"));
 }
 
 }  // namespace

@@ -17,7 +17,7 @@ namespace {
 
 struct RunOptions {
   std::string model, prompt, system;
-  bool chat = false;
+  bool chat = false, verbose_prompt = false;
   int max_tokens = 256, ctx = 0, threads = 0;
   SamplerParams sampler;
 };
@@ -72,6 +72,11 @@ int RunRun(const RunOptions& o) {
     prompt = std::move(ids).value();
   } else {
     prompt = tok.Encode(o.prompt, EncodeOptions{.add_bos = true});
+  }
+  if (o.verbose_prompt) {
+    std::string ids;
+    for (int32_t id : prompt) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+    std::fprintf(stderr, "herd: prompt ids: [%s]\n", ids.c_str());
   }
   ThreadPool pool(o.threads);
   KVCache cache(model.config, loaded->ctx);
@@ -156,6 +161,7 @@ void AddRunCommands(CLI::App& app, int* exit_code) {
   r->add_option("--prompt", run.prompt, "Prompt text (never parsed for special tokens)")
       ->required();
   r->add_flag("--chat", run.chat, "Wrap the prompt in Llama 3's chat format");
+  r->add_flag("--verbose-prompt", run.verbose_prompt, "Print the prompt's token ids to stderr");
   r->callback([exit_code] { *exit_code = RunRun(run); });
   auto* c = app.add_subcommand("chat", "Interactive multi-turn chat (keeps the KV cache)");
   AddSamplingFlags(c, &chat);
