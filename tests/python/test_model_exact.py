@@ -126,3 +126,22 @@ def test_generation_is_deterministic_for_a_seed(herd_bin, tmp_path):
     first = run(5)
     assert first and run(5) == first
     assert run(6) != first
+
+
+@pytest.mark.parametrize("qtype", ["q8_0", "q4_0"])
+def test_block_quantized_gguf_computes_with_its_dequantized_weights(herd_bin, tmp_path, qtype):
+    """herd computes on q8_0 / q4_0 blocks directly; the reference runs the same weights
+    dequantized (written back to f32 safetensors by herd convert)."""
+    cfg = tiny_config(rope_scaling=X8)
+    hf = write_model(tmp_path / "hf", cfg, llama_ref.random_hf_weights(cfg, seed=4))
+    q = tmp_path / f"m.{qtype}.gguf"
+    subprocess.run([herd_bin, "convert", str(hf), str(q), "--format", "gguf", "--dtype", qtype],
+                   check=True, capture_output=True)
+    convert(herd_bin, q, tmp_path / "deq", "hf")
+    tokens = list(np.random.default_rng(8).integers(0, cfg.vocab_size, 32))
+    got, _ = herd_logits(herd_bin, q, tokens, tmp_path / "q.bin")
+    ref = llama_ref.logits_from_dir(tmp_path / "deq", tokens, positions_out=[31]).ravel()
+    assert rel_l2(got, ref) < TOL
+    # And the quantisation itself moved the logits by a plausible amount relative to f32.
+    f32 = llama_ref.logits_from_dir(hf, tokens, positions_out=[31]).ravel()
+    assert 1e-4 < rel_l2(got, f32) < (0.05 if qtype == "q8_0" else 0.3)
