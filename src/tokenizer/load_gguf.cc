@@ -71,10 +71,21 @@ Result<TokenizerData> LoadGgufTokenizer(const std::string& path) {
     auto p = file.GetString("tokenizer.ggml.pre");
     if (!p.ok()) return fail(p.status());
     auto type = PreTokenizerFromName(*p);
-    if (!type.ok()) return Status::Errorf("{}: {}", path, type.status().message());
-    data.pre = *type;
+    if (type.ok()) {
+      data.pre = *type;
+    } else {
+      // Old conversions say "default"; other models name their own. Either way the split may
+      // differ from the model's training: say so loudly rather than fail or guess silently.
+      data.warnings.push_back(fmt::format(
+          "{}: tokenizer.ggml.pre is \"{}\", which herd does not know ({}); using Llama 3's "
+          "pre-tokenizer, so token ids may differ from what the model was trained on — "
+          "re-convert the file with a current llama.cpp",
+          path, *p, type.status().message()));
+    }
   } else {
-    data.warnings.push_back(path + ": no tokenizer.ggml.pre; assuming Llama 3's pre-tokenizer");
+    data.warnings.push_back(path +
+                            ": no tokenizer.ggml.pre (a GGUF converted before llama.cpp recorded "
+                            "pre-tokenizers); assuming Llama 3's, which may not be the model's");
   }
   for (const char* key : {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"}) {
     if (!file.Find(key)) continue;

@@ -122,3 +122,24 @@ def test_bad_model_files_give_one_clear_error(herd_bin, model, tmp_path, damage)
     assert r.returncode == 1, r.stderr
     assert expect in r.stderr
     assert r.stderr.count("herd:") >= 1 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("pre", [b"qwen2-bpe", None])
+def test_unknown_or_missing_gguf_pre_tokenizer_is_a_loud_warning(herd_bin, tmp_path, pre):
+    gguf = tmp_path / "m.gguf"
+    subprocess.run([herd_bin, "init", "--preset", "tiny", "--out", str(gguf), "--format", "gguf",
+                    "--seed", "1"], check=True, capture_output=True)
+    data = bytearray(gguf.read_bytes())
+    key = b"tokenizer.ggml.pre"
+    at = data.index(key)
+    if pre is None:  # rename the key so the file has no pre-tokenizer type (old conversions)
+        data[at:at + len(key)] = b"tokenizer.ggml.prX"
+    else:  # the value follows: u32 type (8 = string), u64 length, bytes
+        value = at + len(key) + 4 + 8
+        assert data[value:value + 9] == b"llama-bpe"
+        data[value:value + 9] = pre
+    gguf.write_bytes(bytes(data))
+    r = run(herd_bin, "run", "--model", gguf, "--prompt", "hi", "--max-tokens", "1")
+    assert r.returncode == 0, r.stderr
+    want = "qwen2-bpe\", which herd does not know" if pre else "no tokenizer.ggml.pre"
+    assert "warning:" in r.stderr and want in r.stderr
