@@ -71,7 +71,9 @@ int RunRun(const RunOptions& o) {
     if (!ids.ok()) return Fail(ids.status().message());
     prompt = std::move(ids).value();
   } else {
-    prompt = tok.Encode(o.prompt, EncodeOptions{.add_bos = true});
+    EncodeOptions options;
+    options.add_bos = true;
+    prompt = tok.Encode(o.prompt, options);
   }
   if (o.verbose_prompt) {
     std::string ids;
