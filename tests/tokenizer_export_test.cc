@@ -13,6 +13,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <unordered_map>
 
 #include "io/gguf.h"
 #include "io/mapped_file.h"
@@ -55,7 +56,8 @@ const std::vector<std::string>& Corpus() {
   static const std::vector<std::string> corpus = [] {
     std::vector<std::string> c;
     std::ifstream f(testing::SourcePath("tests/golden/tokenizer/tiktoken_cases.json"));
-    for (const auto& k : json::parse(f)["cases"])
+    const json cases = json::parse(f)["cases"];
+    for (const auto& k : cases)
       c.push_back(k.contains("bytes_hex") ? FromHex(k["bytes_hex"]) : k["text"].get<std::string>());
     std::mt19937 rng(1234);
     for (int i = 0; i < 300; ++i) {
@@ -70,6 +72,12 @@ const std::vector<std::string>& Corpus() {
     for (int i = 0; i < 2000; ++i) {
       std::string s;
       for (int k = 1 + rng() % 40; k > 0; --k) s += kParts[rng() % std::size(kParts)];
+      c.push_back(s);
+    }
+    // Concatenations of whole tokens: pieces where BPE must merge across token boundaries.
+    for (int i = 0; i < 3000; ++i) {
+      std::string s;
+      for (int k = 2 + rng() % 2; k > 0; --k) s += Data().tokens[rng() % kBos];
       c.push_back(s);
     }
     for (const char* run : {"a", "ab", " ", "1", "é", "\n", "!", "🦙", "Zq"}) {
@@ -186,6 +194,23 @@ TEST(MergesFromRanks, EncodesLikeTiktokenRanks) {
   ExpectSameEncodings(*tok);
 }
 
+// The brief's first reading of HF's converter kept only merges whose pieces both rank below the
+// merged token; dropping the others (49,630 for Llama 3) changes encodings, e.g. of this text.
+TEST(MergesFromRanks, PiecesRankedAboveTheTokenAreNeeded) {
+  TokenizerData d = Data();
+  std::unordered_map<std::string, int32_t> id_of;
+  for (int32_t id = 0; id < kBos; ++id) id_of.emplace(d.tokens[id], id);
+  for (const auto& [a, b] : MergesFromRanks(d)) {
+    const int32_t merged = id_of.at(d.tokens[a] + d.tokens[b]);
+    if (a < merged && b < merged) d.merges.emplace_back(a, b);
+  }
+  EXPECT_EQ(d.merges.size(), 280147u - 49630u);
+  auto restricted = Tokenizer::Create(std::move(d));
+  ASSERT_TRUE(restricted.ok());
+  const std::string text = " учреждalling577";
+  EXPECT_NE(restricted->Encode(text), Reference().Encode(text));
+}
+
 // Values of two GGUF metadata entries are equal (type and contents).
 bool SameValue(const gguf::Value& a, const gguf::Value& b) {
   return a.type == b.type && a.elem_type == b.elem_type && a.i == b.i && a.s == b.s &&
@@ -242,8 +267,9 @@ TEST(HfExport, MatchesMetaTokenizerJson) {
 TEST(HfExport, LoadsBack) {
   const std::string dir = TempDir("export_hf");
   const TokenizerData data = InstructData();
-  WriteFile(dir + "/tokenizer.json", HfTokenizerJson(data));
-  auto parsed = ParseHfTokenizerJson(HfTokenizerJson(data), "tokenizer.json");
+  const std::string text = HfTokenizerJson(data);
+  WriteFile(dir + "/tokenizer.json", text);
+  auto parsed = ParseHfTokenizerJson(text, "tokenizer.json");
   ASSERT_TRUE(parsed.ok()) << parsed.status().message();
   EXPECT_TRUE(parsed->ignore_merges);
   EXPECT_TRUE(parsed->warnings.empty());
