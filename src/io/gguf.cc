@@ -3,6 +3,7 @@
 // of one element) before anything is reserved, so a hostile count cannot make us allocate.
 #include "io/gguf.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <iterator>
@@ -512,6 +513,22 @@ Status File::ParseImpl() {
   for (size_t k = 0; k < tensors_.size(); ++k) {
     HERD_RETURN_IF_ERROR(
         PlaceTensor(r, info_at[k], data_, size_, data_offset_, alignment_, &tensors_[k]));
+  }
+  // Tensors must not share bytes (llama.cpp lays them out back to back): overlapping ranges mean a
+  // corrupt or hostile file whose "weights" would silently alias each other.
+  std::vector<const TensorInfo*> by_offset;
+  for (const TensorInfo& t : tensors_)
+    if (t.n_bytes > 0) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const TensorInfo* a, const TensorInfo* b) { return a->offset < b->offset; });
+  for (size_t k = 1; k < by_offset.size(); ++k) {
+    const TensorInfo& a = *by_offset[k - 1];
+    const TensorInfo& b = *by_offset[k];
+    if (b.offset < a.offset + a.n_bytes) {
+      return Status::Errorf("{}: tensor '{}' (data offset {}) overlaps tensor '{}' (bytes {}..{})",
+                            path_, Printable(b.name), b.offset, Printable(a.name), a.offset,
+                            a.offset + a.n_bytes);
+    }
   }
   return Status::Ok();
 }

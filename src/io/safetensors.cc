@@ -161,7 +161,7 @@ Status ParseEntry(const std::string& file, const std::string& name, const json& 
 }
 
 // Parses a whole safetensors file held in [data, data + size). Entries come back in data-offset
-// order (ties, i.e. zero-size tensors, by name).
+// order (at a shared offset, zero-size tensors first, by name).
 Result<std::vector<TensorEntry>> ParseEntries(const uint8_t* data, size_t size,
                                               const std::string& file) {
   uint64_t header_len = 0;
@@ -212,8 +212,26 @@ Result<std::vector<TensorEntry>> ParseEntries(const uint8_t* data, size_t size,
     entries.emplace_back(begin, std::move(entry));
   }
   std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
-    return a.first != b.first ? a.first < b.first : a.second.name < b.second.name;
+    if (a.first != b.first) return a.first < b.first;
+    if (a.second.n_bytes != b.second.n_bytes) return a.second.n_bytes < b.second.n_bytes;
+    return a.second.name < b.second.name;  // zero-size tensors first at a shared offset
   });
+  // As the official reader requires: the tensors tile the data buffer exactly, in offset order,
+  // from 0 to its end, with no overlap (aliased weights) and no hole (unaccounted bytes).
+  uint64_t expect = 0;
+  for (const auto& [begin, entry] : entries) {
+    if (begin != expect) {
+      return Status::Errorf(
+          "{}: tensor '{}' data_offsets start at {}, but the previous tensor ends at {} (tensors "
+          "must follow each other without gaps or overlap)",
+          file, Printable(entry.name), begin, expect);
+    }
+    expect = begin + entry.n_bytes;
+  }
+  if (expect != buffer_size) {
+    return Status::Errorf("{}: the tensors cover {} bytes of the {}-byte data buffer", file, expect,
+                          buffer_size);
+  }
   std::vector<TensorEntry> out;
   out.reserve(entries.size());
   for (auto& [begin, entry] : entries) out.push_back(std::move(entry));

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "io/gguf.h"
 
@@ -87,6 +88,22 @@ Status LlamaConfig::Validate(const std::string& source) const {
   HERD_RETURN_IF_ERROR(positive(ffn_dim, "ffn_dim"));
   HERD_RETURN_IF_ERROR(positive(vocab_size, "vocab_size"));
   HERD_RETURN_IF_ERROR(positive(max_seq_len, "max_seq_len"));
+  // Far beyond any Llama (405B: dim 16384, 126 layers, 128 heads, ffn 53248, context 131072);
+  // bounding each keeps every size product below 2^63, so plans and buffers cannot overflow.
+  for (auto [v, name, max] : {std::tuple{dim, "dim", 1 << 17},
+                              {n_layers, "n_layers", 4096},
+                              {n_heads, "n_heads", 4096},
+                              {n_kv_heads, "n_kv_heads", 4096},
+                              {head_dim, "head_dim", 4096},
+                              {ffn_dim, "ffn_dim", 1 << 20},
+                              {vocab_size, "vocab_size", 1 << 24}}) {
+    if (v > max)
+      return Status::Errorf("{}: {} = {} is too large (herd accepts at most {})", source, name, v,
+                            max);
+  }
+  if (int64_t{n_heads} * head_dim > (1 << 17))
+    return Status::Errorf("{}: n_heads x head_dim = {} is too large", source,
+                          int64_t{n_heads} * head_dim);
   if (n_heads % n_kv_heads != 0)
     return Status::Errorf("{}: n_heads {} is not a multiple of n_kv_heads {}", source, n_heads,
                           n_kv_heads);
@@ -219,7 +236,7 @@ Result<LlamaConfig> ConfigFromGguf(const gguf::File& f) {
     if (!f.Find(key))
       return required ? Status::Errorf("{}: missing {}", source, key) : Status::Ok();
     auto v = f.GetUint(key);
-    if (!v.ok()) return Status::Errorf("{}: {}", source, v.status().message());
+    if (!v.ok()) return v.status();  // the reader's message already names the file
     if (*v > INT32_MAX) return Status::Errorf("{}: {} = {} is too large", source, key, *v);
     *out = static_cast<int>(*v);
     return Status::Ok();
