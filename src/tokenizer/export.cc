@@ -16,17 +16,24 @@ using nlohmann::json;
 using nlohmann::ordered_json;
 
 TokenType TypeOf(const TokenizerData& data, size_t id) {
-  return data.types.empty() ? TokenType::kNormal : data.types[id];
+  return id < data.types.size() ? data.types[id] : TokenType::kNormal;  // no types: all normal
+}
+
+bool ValidId(const TokenizerData& data, int32_t id) {
+  return id >= 0 && static_cast<size_t>(id) < data.tokens.size();
 }
 
 // Tokens that take part in BPE (model.vocab in tokenizer.json); the rest are added tokens.
 bool IsMergeable(TokenType t) { return t == TokenType::kNormal || t == TokenType::kByte; }
 
 // Token text as the formats store it: byte-level alphabet for BPE tokens, literal otherwise.
+std::string TokenText(const TokenizerData& data, size_t id) {
+  return IsMergeable(TypeOf(data, id)) ? ByteToUnicode(data.tokens[id]) : data.tokens[id];
+}
+
 std::vector<std::string> TokenTexts(const TokenizerData& data) {
   std::vector<std::string> out(data.tokens.size());
-  for (size_t id = 0; id < data.tokens.size(); ++id)
-    out[id] = IsMergeable(TypeOf(data, id)) ? ByteToUnicode(data.tokens[id]) : data.tokens[id];
+  for (size_t id = 0; id < data.tokens.size(); ++id) out[id] = TokenText(data, id);
   return out;
 }
 
@@ -40,12 +47,12 @@ std::vector<std::string> MergeStrings(const TokenizerData& data,
 }
 
 // Meta's Llama 3 pattern, as its tokenizer.json writes it (PreTokenizerFromRegex accepts it).
-std::string PreTokenizerRegex(PreTokenizer pre) {
+const char* PreTokenizerRegex(PreTokenizer pre) {
   switch (pre) {
     case PreTokenizer::kLlama3:
-      break;
+      return R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
   }
-  return R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+  return "";
 }
 
 // A JSON string literal (invalid UTF-8 in a literal token becomes U+FFFD).
@@ -84,8 +91,8 @@ ordered_json ByteLevel(bool add_prefix_space, bool trim_offsets, bool use_regex)
 
 ordered_json PostProcessor(const TokenizerData& data) {
   ordered_json byte_level = ByteLevel(true, false, true);
-  if (data.bos_id < 0) return byte_level;
-  const std::string& bos = data.tokens[data.bos_id];
+  if (!ValidId(data, data.bos_id)) return byte_level;
+  const std::string bos = TokenText(data, data.bos_id);
   auto special = [&](int type_id) {
     return ordered_json{{"SpecialToken", {{"id", bos}, {"type_id", type_id}}}};
   };
@@ -162,9 +169,9 @@ void AddGgufTokenizerMetadata(const TokenizerData& data, gguf::Writer* writer) {
   writer->SetStringArray("tokenizer.ggml.tokens", texts);
   writer->SetInt32Array("tokenizer.ggml.token_type", types);
   writer->SetStringArray("tokenizer.ggml.merges", MergeStrings(data, texts));
-  if (data.bos_id >= 0) writer->SetUint32("tokenizer.ggml.bos_token_id", data.bos_id);
-  if (data.eos_id >= 0) writer->SetUint32("tokenizer.ggml.eos_token_id", data.eos_id);
-  writer->SetBool("tokenizer.ggml.add_bos_token", data.bos_id >= 0);
+  if (ValidId(data, data.bos_id)) writer->SetUint32("tokenizer.ggml.bos_token_id", data.bos_id);
+  if (ValidId(data, data.eos_id)) writer->SetUint32("tokenizer.ggml.eos_token_id", data.eos_id);
+  writer->SetBool("tokenizer.ggml.add_bos_token", ValidId(data, data.bos_id));
   writer->SetBool("tokenizer.ggml.add_eos_token", false);
 }
 
@@ -240,8 +247,8 @@ std::string HfTokenizerConfigJson(const TokenizerData& data, const std::string& 
         {"single_word", false},       {"special", t != TokenType::kUserDefined}};
   }
   config["added_tokens_decoder"] = std::move(decoder);
-  if (data.bos_id >= 0) config["bos_token"] = data.tokens[data.bos_id];
-  if (data.eos_id >= 0) config["eos_token"] = data.tokens[data.eos_id];
+  if (ValidId(data, data.bos_id)) config["bos_token"] = TokenText(data, data.bos_id);
+  if (ValidId(data, data.eos_id)) config["eos_token"] = TokenText(data, data.eos_id);
   if (!chat_template.empty()) config["chat_template"] = chat_template;
   config["clean_up_tokenization_spaces"] = false;
   config["model_input_names"] = {"input_ids", "attention_mask"};
