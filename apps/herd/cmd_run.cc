@@ -9,8 +9,9 @@
 
 #include "apps/herd/commands.h"
 #include "apps/herd/model_common.h"
+#include "base/paths.h"
 #include "generate/generate.h"
-#include "tokenizer/chat_format.h"
+#include "tokenizer/chat_template.h"
 
 namespace herd::app {
 namespace {
@@ -23,7 +24,9 @@ struct RunOptions {
 };
 
 void AddSamplingFlags(CLI::App* cmd, RunOptions* o) {
-  cmd->add_option("--model", o->model, "HF directory, Meta directory or .gguf file")->required();
+  cmd->add_option("--model", o->model,
+                  "HF directory, Meta directory or .gguf file (default: $HERD_MODEL, else the "
+                  "SmolLM2-135M-Instruct GGUF scripts/setup installs)");
   cmd->add_option("--system", o->system, "System prompt (chat)");
   cmd->add_option("--max-tokens", o->max_tokens, "Tokens to generate at most")
       ->capture_default_str();
@@ -37,10 +40,12 @@ void AddSamplingFlags(CLI::App* cmd, RunOptions* o) {
   cmd->add_option("--threads", o->threads, "Threads (0 = all cores)");
 }
 
-// Meta's Llama 3.1 template starts every system message with this (its default date).
-std::string SystemText(const Model& model, const std::string& system) {
-  if (model.chat_template.find("Cutting Knowledge Date") == std::string::npos) return system;
-  return "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n" + system;
+// The model to load: --model, or the default one (saying so).
+std::string ModelPath(const RunOptions& o) {
+  if (!o.model.empty()) return o.model;
+  const std::string path = DefaultModelPath();
+  std::fprintf(stderr, "herd: no --model given; using the default model %s\n", path.c_str());
+  return path;
 }
 
 bool PrintPiece(std::string_view text) {
@@ -58,23 +63,23 @@ void PrintStats(const GenerateResult& r) {
 }
 
 int RunRun(const RunOptions& o) {
-  auto loaded = LoadForInference(o.model, o.ctx, true, false);
+  auto loaded = LoadForInference(ModelPath(o), o.ctx, true, false);
   if (!loaded) return 1;
   const Model& model = loaded->model;
   const Tokenizer& tok = *loaded->tokenizer;
   std::vector<int32_t> prompt;
   if (o.chat) {
-    std::vector<ChatMessage> messages;
-    if (!o.system.empty()) messages.push_back({"system", SystemText(model, o.system)});
-    messages.push_back({"user", o.prompt});
-    auto ids = EncodeLlama3Dialog(tok, messages);
+    auto style = DetectChatStyle(model.chat_template, tok);
+    if (!style.ok()) return Fail(style.status().message());
+    auto ids = EncodeChatPrompt(*style, tok, o.system, o.prompt);
     if (!ids.ok()) return Fail(ids.status().message());
     prompt = std::move(ids).value();
   } else {
     EncodeOptions options;
-    options.add_bos = true;
+    options.add_bos = model.add_bos;
     prompt = tok.Encode(o.prompt, options);
   }
+  if (prompt.empty()) return Fail("the prompt encodes to no tokens");
   if (o.verbose_prompt) {
     std::string ids;
     for (int32_t id : prompt) ids += (ids.empty() ? "" : ",") + std::to_string(id);
@@ -90,45 +95,44 @@ int RunRun(const RunOptions& o) {
 }
 
 int RunChat(const RunOptions& o) {
-  auto loaded = LoadForInference(o.model, o.ctx, true, false);
+  auto loaded = LoadForInference(ModelPath(o), o.ctx, true, false);
   if (!loaded) return 1;
   const Model& model = loaded->model;
   const Tokenizer& tok = *loaded->tokenizer;
-  auto eot = tok.SpecialId("<|eot_id|>");
-  auto bos = tok.SpecialId("<|begin_of_text|>");
-  if (!eot || !bos) return Fail(tok.source() + ": not a Llama 3 vocabulary (no <|eot_id|>)");
+  auto style = DetectChatStyle(model.chat_template, tok);
+  if (!style.ok()) return Fail(style.status().message());
+  auto eot = EndOfTurnId(*style, tok);
+  if (!eot.ok()) return Fail(eot.status().message());
+  const std::vector<int32_t> after_eot = AfterEndOfTurn(*style, tok);
   ThreadPool pool(o.threads);
   KVCache cache(model.config, loaded->ctx);
   GenerateOptions g{o.max_tokens, o.sampler, DefaultStopIds(model.config, tok), {}};
-  // Tokens that belong to the conversation but are not in the cache yet: the BOS and system
-  // message before the first turn, the end of the previous reply after it.
+  // Tokens that belong to the conversation but are not in the cache yet: the opening (BOS, system
+  // message) before the first turn, the end of the previous reply after it.
   std::vector<int32_t> pending;
-  auto reset = [&] {
+  auto reset = [&]() -> Status {
     cache.Clear();
-    pending = {*bos};
-    if (!o.system.empty()) {
-      auto sys = EncodeLlama3Message(tok, {"system", SystemText(model, o.system)});
-      pending.insert(pending.end(), sys->begin(), sys->end());
-    }
+    HERD_ASSIGN_OR_RETURN(pending, EncodeChatStart(*style, tok, o.system));
+    return Status::Ok();
   };
-  reset();
-  std::fprintf(stderr, "herd: chat (%d positions of context). /reset starts over, /exit quits.\n",
-               cache.capacity());
+  if (Status s = reset(); !s.ok()) return Fail(s.message());
+  std::fprintf(
+      stderr, "herd: chat (%s format, %d positions of context). /reset starts over, /exit quits.\n",
+      ChatFormatName(style->format), cache.capacity());
   std::string line;
   while (true) {
     std::fprintf(stderr, "> ");
     if (!std::getline(std::cin, line) || line == "/exit") break;
     if (line == "/reset") {
-      reset();
+      if (Status s = reset(); !s.ok()) return Fail(s.message());
       std::fprintf(stderr, "herd: conversation reset\n");
       continue;
     }
     if (line.empty()) continue;
-    auto user = EncodeLlama3Message(tok, {"user", line});
-    auto header = EncodeLlama3Header(tok, "assistant");
+    auto turn = EncodeChatTurn(*style, tok, {"user", line});
+    if (!turn.ok()) return Fail(turn.status().message());
     std::vector<int32_t> prompt = pending;
-    prompt.insert(prompt.end(), user->begin(), user->end());
-    prompt.insert(prompt.end(), header->begin(), header->end());
+    prompt.insert(prompt.end(), turn->begin(), turn->end());
     if (cache.size() + static_cast<int>(prompt.size()) + 1 > cache.capacity()) {
       std::fprintf(stderr,
                    "herd: the context is full (%d of %d positions used; this turn needs %zu more). "
@@ -139,15 +143,12 @@ int RunChat(const RunOptions& o) {
     auto r = Generate(model, tok, prompt, &cache, g, &pool, PrintPiece);
     if (!r.ok()) return Fail(r.status().message());
     PrintStats(*r);
-    // The sampled stop token, or the last generated one, has not been run yet; an unterminated
-    // reply is closed with <|eot_id|> so the next turn sees a well-formed dialog.
+    // The sampled stop token, or the last generated one, has not been run yet; a reply that ended
+    // otherwise is closed with the end-of-turn token so the next turn sees a well-formed dialog.
     pending.clear();
-    if (r->stop_token >= 0) {
-      pending.push_back(r->stop_token == *eot ? *eot : r->stop_token);
-    } else {
-      if (!r->tokens.empty()) pending.push_back(r->tokens.back());
-      pending.push_back(*eot);
-    }
+    if (r->stop_token < 0 && !r->tokens.empty()) pending.push_back(r->tokens.back());
+    pending.push_back(r->stop_token == *eot || r->stop_token < 0 ? *eot : r->stop_token);
+    pending.insert(pending.end(), after_eot.begin(), after_eot.end());
     if (r->finish == FinishReason::kContextFull)
       std::fprintf(stderr, "herd: the context is full; type /reset to start a new conversation\n");
   }

@@ -14,4 +14,9 @@ std::string HerdHome() {
 
 std::string DefaultLlama3TokenizerPath() { return HerdHome() + "/llama3/tokenizer.model"; }
 
+std::string DefaultModelPath() {
+  if (const char* m = std::getenv("HERD_MODEL"); m && *m) return m;
+  return HerdHome() + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
 }  // namespace herd

@@ -24,7 +24,8 @@ const char* FinishReasonName(FinishReason r) {
 
 std::vector<int> DefaultStopIds(const LlamaConfig& config, const Tokenizer& tokenizer) {
   std::vector<int> ids = config.eos_ids;
-  for (const char* text : {"<|eot_id|>", "<|eom_id|>", "<|end_of_text|>"}) {
+  for (const char* text :
+       {"<|eot_id|>", "<|eom_id|>", "<|end_of_text|>", "<|im_end|>", "<|endoftext|>"}) {
     if (auto id = tokenizer.SpecialId(text)) ids.push_back(*id);
   }
   std::sort(ids.begin(), ids.end());

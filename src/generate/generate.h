@@ -36,8 +36,8 @@ struct GenerateResult {
   double prefill_seconds = 0, decode_seconds = 0;
 };
 
-// Llama 3's stop ids present in the tokenizer (<|eot_id|>, <|eom_id|>, <|end_of_text|>) plus the
-// model's eos ids.
+// The end-of-turn / end-of-text ids the vocabulary has (Llama 3: <|eot_id|>, <|eom_id|>,
+// <|end_of_text|>; ChatML models: <|im_end|>, <|endoftext|>) plus the model's eos ids.
 std::vector<int> DefaultStopIds(const LlamaConfig& config, const Tokenizer& tokenizer);
 
 // Runs `prompt` after what the cache holds, then generates. on_text receives text pieces as they

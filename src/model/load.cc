@@ -259,6 +259,12 @@ Status LoadGguf(Model* m) {
     HERD_ASSIGN_OR_RETURN(std::string_view t, file.GetString("tokenizer.chat_template"));
     m->chat_template = std::string(t);
   }
+  if (file.Find("tokenizer.ggml.add_bos_token")) {
+    const gguf::Value* v = file.Find("tokenizer.ggml.add_bos_token");
+    if (v->type != gguf::ValueType::kBool)
+      return Status::Errorf("{}: tokenizer.ggml.add_bos_token is not a bool", file.path());
+    m->add_bos = v->i != 0;
+  }
   auto shared = std::make_shared<const gguf::File>(std::move(file));
   HERD_ASSIGN_OR_RETURN(TensorIndex index, GgufTensorIndex(shared));
   HERD_RETURN_IF_ERROR(

@@ -37,6 +37,7 @@ struct Model {
   LlamaWeights weights;
   std::vector<double> rope_inv_freq;  // [head_dim / 2], llama3 scaling applied
   std::string chat_template;          // tokenizer_config.json's / GGUF's, if any (instruct models)
+  bool add_bos = true;  // plain prompts start with BOS (GGUF add_bos_token can say no)
   std::vector<std::string> warnings;  // the load-time self-check's findings, among others
 };
 
