@@ -3,6 +3,12 @@
 //   q8_0: 32 elements in 34 bytes = f16 scale d, int8 q[32];            x = d * q
 //   q4_0: 32 elements in 18 bytes = f16 scale d, u8 nibbles[16];        x = d * (nibble - 8)
 //         element j < 16 is the low nibble of byte j, element j + 16 its high nibble.
+//   q4_1: 32 elements in 20 bytes = f16 d, f16 m, u8 nibbles[16];       x = d * nibble + m
+//         (nibbles placed as in q4_0).
+//   q5_0: 32 elements in 22 bytes = f16 d, u8 qh[4], u8 nibbles[16];    x = d * (q - 16)
+//   q5_1: 32 elements in 24 bytes = f16 d, f16 m, u8 qh[4], u8 nibbles[16]; x = d * q + m
+//         5-bit q of element j = its nibble (placed as in q4_0) | bit j of qh << 4, qh read as a
+//         little-endian u32 (so element j's high bit is bit j % 8 of qh byte j / 8).
 // f32 / f16 / bf16 are plain little-endian arrays.
 #pragma once
 
