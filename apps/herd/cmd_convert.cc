@@ -54,7 +54,8 @@ void AddConvertCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("in", o.in, "Input model (HF directory, Meta directory or .gguf)")->required();
   cmd->add_option("out", o.out, "Output directory (hf, meta) or .gguf file")->required();
   cmd->add_option("--format", o.format, "hf, meta or gguf")->required();
-  cmd->add_option("--dtype", o.dtype, "f32, bf16, f16 (any format); q8_0, q4_0 (gguf)")
+  cmd->add_option("--dtype", o.dtype,
+                  "f32, bf16, f16 (any format); q8_0, q4_0, q4_1, q5_0, q5_1 (gguf)")
       ->capture_default_str();
   cmd->add_option("--shards", o.shards, "Meta format: model-parallel shards")
       ->capture_default_str();

@@ -13,5 +13,6 @@ void AddInitCommand(CLI::App& app, int* exit_code);
 void AddLogitsCommand(CLI::App& app, int* exit_code);
 void AddConvertCommand(CLI::App& app, int* exit_code);
 void AddRunCommands(CLI::App& app, int* exit_code);  // run, chat
+void AddPerplexityCommand(CLI::App& app, int* exit_code);
 
 }  // namespace herd::app

@@ -115,12 +115,13 @@ Result<Bpe> Bpe::Create(const std::vector<std::string>& tokens,
   bpe.lookup_mask_ = bpe.lookup_.size() - 1;
   for (size_t id = 0; id < n; ++id)
     if (is_mergeable[id] && !tokens[id].empty()) bpe.InsertToken(static_cast<int32_t>(id));
+  // Some vocabularies (SmolLM2's: 21 control and never-valid UTF-8 bytes) lack a few byte tokens.
+  // Such bytes cannot be encoded; like llama.cpp and HF tokenizers (no unk token), herd drops them,
+  // and BPE never merges across them.
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);
     bpe.byte_token_[b] = bpe.Lookup(std::string_view(&c, 1));
-    if (bpe.byte_token_[b] < 0)
-      return Status::Errorf(
-          "vocabulary has no token for byte 0x{:02X}; byte-level BPE needs all 256", b);
+    if (bpe.byte_token_[b] < 0) bpe.missing_bytes_.push_back(static_cast<uint8_t>(b));
   }
 
   // Pairs. From a merges list: rank = index. From ranks (tiktoken): every split of a token into two
@@ -244,6 +245,25 @@ class PieceCache {
 }  // namespace
 
 void Bpe::Encode(std::string_view piece, std::vector<int32_t>* out) const {
+  if (!missing_bytes_.empty()) {
+    // Split at bytes with no token and drop them (see Create).
+    size_t start = 0;
+    bool split = false;
+    for (size_t i = 0; i < piece.size(); ++i) {
+      if (byte_token_[static_cast<uint8_t>(piece[i])] >= 0) continue;
+      split = true;
+      if (i > start) EncodeKnownBytes(piece.substr(start, i - start), out);
+      start = i + 1;
+    }
+    if (split) {
+      if (start < piece.size()) EncodeKnownBytes(piece.substr(start), out);
+      return;
+    }
+  }
+  EncodeKnownBytes(piece, out);
+}
+
+void Bpe::EncodeKnownBytes(std::string_view piece, std::vector<int32_t>* out) const {
   if (piece.size() == 1) {
     out->push_back(byte_token_[static_cast<uint8_t>(piece[0])]);
     return;

@@ -27,8 +27,10 @@ class Bpe {
                             const std::vector<std::pair<int32_t, int32_t>>& merges,
                             bool ignore_merges);
 
-  // Appends the ids of one pre-tokenized piece (non-empty) to *out.
+  // Appends the ids of one pre-tokenized piece (non-empty) to *out. Bytes the vocabulary has no
+  // token for are dropped (see missing_bytes()).
   void Encode(std::string_view piece, std::vector<int32_t>* out) const;
+  const std::vector<uint8_t>& missing_bytes() const { return missing_bytes_; }
   // The two merge loops behind Encode, exposed so tests can check they agree: quadratic with tiny
   // constants (pieces of at most 64 bytes), and O(n log n) for long pieces.
   void EncodeShort(std::string_view piece, std::vector<int32_t>* out) const;
@@ -40,6 +42,7 @@ class Bpe {
   size_t n_pairs() const { return pair_count_; }
 
  private:
+  void EncodeKnownBytes(std::string_view piece, std::vector<int32_t>* out) const;
   struct PairSlot {
     uint64_t key;  // (left << 32) | right; kEmpty when unused
     uint32_t rank;
@@ -93,7 +96,8 @@ class Bpe {
   std::vector<BytePair> byte_pairs_;  // [a * 256 + b]
   std::vector<TokenSlot> lookup_;
   size_t lookup_mask_ = 0;
-  int32_t byte_token_[256];
+  int32_t byte_token_[256];             // -1: the vocabulary has no token for the byte
+  std::vector<uint8_t> missing_bytes_;  // bytes without a token (dropped when encoding)
   bool ignore_merges_ = true;
   uint64_t instance_id_ = 0;  // unique per Create(): keys the per-thread piece cache
 };
