@@ -47,13 +47,8 @@ std::vector<std::string> MergeStrings(const TokenizerData& data,
 }
 
 // Meta's Llama 3 pattern, as its tokenizer.json writes it (PreTokenizerFromRegex accepts it).
-const char* PreTokenizerRegex(PreTokenizer pre) {
-  switch (pre) {
-    case PreTokenizer::kLlama3:
-      return R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-  }
-  return "";
-}
+constexpr const char* kLlama3Pattern =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
 // A JSON string literal (invalid UTF-8 in a literal token becomes U+FFFD).
 std::string Quote(const std::string& s) {
@@ -87,6 +82,27 @@ ordered_json ByteLevel(bool add_prefix_space, bool trim_offsets, bool use_regex)
           {"add_prefix_space", add_prefix_space},
           {"trim_offsets", trim_offsets},
           {"use_regex", use_regex}};
+}
+
+// The pre_tokenizer section HF tokenizers reads back as the same PreTokenizer (see load_hf.cc).
+ordered_json PreTokenizerJson(PreTokenizer pre) {
+  switch (pre) {
+    case PreTokenizer::kGpt2:  // ByteLevel's built-in regex is GPT-2's
+      return ByteLevel(false, true, true);
+    case PreTokenizer::kSmolLM:
+      return {{"type", "Sequence"},
+              {"pretokenizers",
+               {{{"type", "Digits"}, {"individual_digits", true}}, ByteLevel(false, true, true)}}};
+    case PreTokenizer::kLlama3:
+      break;
+  }
+  return {{"type", "Sequence"},
+          {"pretokenizers",
+           {{{"type", "Split"},
+             {"pattern", {{"Regex", kLlama3Pattern}}},
+             {"behavior", "Isolated"},
+             {"invert", false}},
+            ByteLevel(false, true, false)}}};
 }
 
 ordered_json PostProcessor(const TokenizerData& data) {
@@ -205,14 +221,7 @@ std::string HfTokenizerJson(const TokenizerData& data) {
       {"padding", nullptr},
       {"added_tokens", added},
       {"normalizer", nullptr},
-      {"pre_tokenizer",
-       {{"type", "Sequence"},
-        {"pretokenizers",
-         {{{"type", "Split"},
-           {"pattern", {{"Regex", PreTokenizerRegex(data.pre)}}},
-           {"behavior", "Isolated"},
-           {"invert", false}},
-          ByteLevel(false, true, false)}}}},
+      {"pre_tokenizer", PreTokenizerJson(data.pre)},
       {"post_processor", PostProcessor(data)},
       {"decoder", ByteLevel(true, true, true)},
       {"model",

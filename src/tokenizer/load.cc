@@ -13,6 +13,12 @@ namespace {
 // Meta's Llama 3 pattern, as written in tokenizer.json and llama-models.
 constexpr std::string_view kLlama3Regex =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+// GPT-2's pattern: as in OpenAI's encoder.py and Hugging Face's ByteLevel (the form a Split
+// pre-tokenizer would carry), and tiktoken's equivalent rewrite of it for "gpt2" / "r50k_base".
+constexpr std::string_view kGpt2Regexes[] = {
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)",
+    R"('(?:[sdmt]|ll|ve|re)| ?\p{L}++| ?\p{N}++| ?[^\s\p{L}\p{N}]++|\s++$|\s+(?!\S)|\s)",
+};
 
 // tokenizer_config.json: "bos_token" / "eos_token" as a string or {"content": ...}.
 void ApplyTokenizerConfig(const fs::path& config, TokenizerData* data) {
@@ -46,11 +52,15 @@ bool StartsWith(std::string_view s, std::string_view p) { return s.substr(0, p.s
 
 Result<PreTokenizer> PreTokenizerFromName(std::string_view name) {
   if (name == "llama-bpe" || name == "llama3" || name == "llama-v3") return PreTokenizer::kLlama3;
-  return Status::Errorf("unknown pre-tokenizer \"{}\" (supported: llama-bpe)", name);
+  if (name == "gpt-2" || name == "gpt2") return PreTokenizer::kGpt2;
+  if (name == "smollm") return PreTokenizer::kSmolLM;
+  return Status::Errorf("unknown pre-tokenizer \"{}\" (supported: llama-bpe, gpt-2, smollm)", name);
 }
 
 Result<PreTokenizer> PreTokenizerFromRegex(std::string_view regex) {
   if (regex == kLlama3Regex) return PreTokenizer::kLlama3;
+  for (std::string_view r : kGpt2Regexes)
+    if (regex == r) return PreTokenizer::kGpt2;
   return Status::Errorf("unsupported pre-tokenizer regex: {}", regex.substr(0, 120));
 }
 

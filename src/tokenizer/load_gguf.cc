@@ -1,9 +1,12 @@
 // GGUF tokenizer metadata (llama.cpp's convention):
 //   tokenizer.ggml.model       "gpt2" (byte-level BPE; "llama" is SentencePiece and not supported)
-//   tokenizer.ggml.pre         pre-tokenizer name ("llama-bpe" for Llama 3)
+//   tokenizer.ggml.pre         pre-tokenizer name ("llama-bpe" for Llama 3, "smollm" for SmolLM2,
+//                              "gpt-2"; see PreTokenizerFromName)
 //   tokenizer.ggml.tokens      [string]: byte-level-alphabet text, by id (control tokens: literal
-//   text) tokenizer.ggml.token_type  [i32]: 1 normal, 2 unknown, 3 control, 4 user-defined, 5
-//   unused, 6 byte tokenizer.ggml.merges      [string]: "a b", in priority order
+//                              text)
+//   tokenizer.ggml.token_type  [i32]: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused,
+//                              6 byte
+//   tokenizer.ggml.merges      [string]: "a b", in priority order
 //   tokenizer.ggml.bos_token_id / eos_token_id  u32
 #include <unordered_map>
 
@@ -65,7 +68,10 @@ Result<TokenizerData> LoadGgufTokenizer(const std::string& path) {
       return Status::Errorf("{}: merge {} '{}' uses a token not in the vocabulary", path, r, m);
     data.merges.emplace_back(a->second, b->second);
   }
-  // llama.cpp's Llama 3 pre-tokenizer matches whole tokens first, as tiktoken does.
+  // llama.cpp matches whole tokens first (as tiktoken does) only for Llama 3's pre-tokenizer
+  // types; "gpt-2" and "smollm" run plain BPE over the merges, as Hugging Face does for GPT-2 and
+  // SmolLM2 (their tokenizer.json: model.ignore_merges false). The fallback below is Llama 3's.
+  data.pre = PreTokenizer::kLlama3;
   data.ignore_merges = true;
   if (file.Find("tokenizer.ggml.pre")) {
     auto p = file.GetString("tokenizer.ggml.pre");
@@ -73,6 +79,7 @@ Result<TokenizerData> LoadGgufTokenizer(const std::string& path) {
     auto type = PreTokenizerFromName(*p);
     if (type.ok()) {
       data.pre = *type;
+      data.ignore_merges = *type == PreTokenizer::kLlama3;
     } else {
       // Old conversions say "default"; other models name their own. Either way the split may
       // differ from the model's training: say so loudly rather than fail or guess silently.

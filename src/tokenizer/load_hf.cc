@@ -1,7 +1,12 @@
 // Hugging Face tokenizer.json, BPE models over the byte-level alphabet:
 //   model: {type: "BPE", vocab: {token: id}, merges: ["a b", ...] or [["a", "b"], ...],
-//   ignore_merges} added_tokens: [{id, content, special}, ...]   pre_tokenizer: Split(regex) +
-//   ByteLevel, or ByteLevel
+//           ignore_merges}
+//   added_tokens: [{id, content, special}, ...]
+//   pre_tokenizer: one of
+//     Sequence[Split(regex), ByteLevel(use_regex false)]   the regex names it (Llama 3, GPT-2)
+//     ByteLevel(add_prefix_space false, use_regex true)     GPT-2
+//     Sequence[Digits(individual_digits true), ByteLevel(add_prefix_space false, use_regex true)]
+//                                                           SmolLM2
 #include <nlohmann/json.hpp>
 
 #include "tokenizer/load.h"
@@ -12,17 +17,97 @@ namespace {
 
 using nlohmann::json;
 
-// Finds the Split regex inside the pre_tokenizer section (directly or inside a Sequence).
-std::optional<std::string> FindSplitRegex(const json& pre) {
-  if (!pre.is_object()) return std::nullopt;
-  const std::string type = pre.value("type", "");
-  if (type == "Split" && pre.contains("pattern") && pre["pattern"].is_object() &&
-      pre["pattern"].contains("Regex") && pre["pattern"]["Regex"].is_string())
-    return pre["pattern"]["Regex"].get<std::string>();
-  if (type == "Sequence" && pre.contains("pretokenizers") && pre["pretokenizers"].is_array())
-    for (const auto& p : pre["pretokenizers"])
-      if (auto r = FindSplitRegex(p)) return r;
-  return std::nullopt;
+// One-line description of a pre_tokenizer section, for messages: types with their scalar
+// settings, e.g. "Sequence[Digits(individual_digits=false), ByteLevel(add_prefix_space=false)]".
+std::string Describe(const json& pre) {
+  if (!pre.is_object()) return pre.dump();
+  const std::string type = pre.value("type", "?");
+  std::string out = type;
+  if (type == "Sequence" && pre.contains("pretokenizers") && pre["pretokenizers"].is_array()) {
+    out += '[';
+    for (size_t i = 0; i < pre["pretokenizers"].size(); ++i)
+      out += (i ? ", " : "") + Describe(pre["pretokenizers"][i]);
+    return out + ']';
+  }
+  std::string args;
+  for (const auto& [key, value] : pre.items()) {
+    if (key == "type") continue;
+    const std::string v = value.is_object() && value.size() == 1 && value.begin()->is_string()
+                              ? value.begin()->get<std::string>()  // {"Regex": "..."}
+                              : value.dump();
+    args += (args.empty() ? "" : ", ") + key + "=" + v;
+  }
+  return args.empty() ? out : out + "(" + args + ")";
+}
+
+std::string Truncated(std::string s) {
+  if (s.size() > 240) s = s.substr(0, 240) + "...";
+  return s;
+}
+
+bool IsType(const json& p, std::string_view type) {
+  return p.is_object() && p.contains("type") && p["type"].is_string() &&
+         p["type"].get<std::string>() == type;
+}
+
+// A boolean setting; `absent` when missing (Hugging Face's serde default).
+bool Flag(const json& p, const char* key, bool absent) {
+  return p.contains(key) && p[key].is_boolean() ? p[key].get<bool>() : absent;
+}
+
+// ByteLevel that splits with GPT-2's regex (use_regex defaults to true) and adds no prefix space.
+bool IsGpt2ByteLevel(const json& p) {
+  return IsType(p, "ByteLevel") && Flag(p, "use_regex", true) &&
+         !Flag(p, "add_prefix_space", false);
+}
+
+// The steps of the section: a Sequence's pretokenizers, or the section itself.
+std::vector<json> Steps(const json& pre) {
+  if (IsType(pre, "Sequence") && pre.contains("pretokenizers") && pre["pretokenizers"].is_array())
+    return pre["pretokenizers"].get<std::vector<json>>();
+  return {pre};
+}
+
+// The pre-tokenizer a pre_tokenizer section asks for; nullopt (with a warning) when it is none
+// herd knows and has no regex (Llama 3's is used then, as before); an error for a regex split that
+// herd does not implement.
+Result<std::optional<PreTokenizer>> PreTokenizerOf(const json& pre, const std::string& source,
+                                                   std::vector<std::string>* warnings) {
+  const std::vector<json> steps = Steps(pre);
+  const std::string found = Truncated(Describe(pre));
+  // Sequence[Split(regex), ByteLevel(use_regex false)]: the regex names the pre-tokenizer.
+  for (const json& p : steps) {
+    if (!IsType(p, "Split")) continue;
+    if (!p.contains("pattern") || !p["pattern"].is_object() || !p["pattern"].contains("Regex") ||
+        !p["pattern"]["Regex"].is_string())
+      break;
+    auto type = PreTokenizerFromRegex(p["pattern"]["Regex"].get<std::string>());
+    if (!type.ok()) return Status::Errorf("{}: {}", source, type.status().message());
+    for (const json& q : steps)
+      if (IsType(q, "ByteLevel") && Flag(q, "use_regex", true))
+        warnings->push_back(fmt::format(
+            "{}: pre_tokenizer {} splits again with ByteLevel's GPT-2 regex (use_regex true); "
+            "herd splits with the Split regex only, so token ids may differ",
+            source, found));
+    return std::optional<PreTokenizer>(*type);
+  }
+  if (steps.size() == 1 && IsGpt2ByteLevel(steps[0]))
+    return std::optional<PreTokenizer>(PreTokenizer::kGpt2);
+  if (steps.size() == 2 && IsType(steps[0], "Digits") &&
+      Flag(steps[0], "individual_digits", false) && IsGpt2ByteLevel(steps[1]))
+    return std::optional<PreTokenizer>(PreTokenizer::kSmolLM);
+  for (const json& p : steps)
+    if (IsType(p, "ByteLevel") && Flag(p, "use_regex", true))
+      return Status::Errorf(
+          "{}: unsupported pre_tokenizer {} (supported with ByteLevel's regex: "
+          "ByteLevel(add_prefix_space=false), "
+          "Sequence[Digits(individual_digits=true), ByteLevel(add_prefix_space=false)])",
+          source, found);
+  warnings->push_back(fmt::format(
+      "{}: pre_tokenizer {} is none herd knows and has no Split regex; using Llama 3's pattern, "
+      "so token ids may differ from the model's",
+      source, found));
+  return std::optional<PreTokenizer>();
 }
 
 Result<TokenizerData> ParseJson(const json& root, const std::string& source) {
@@ -113,14 +198,8 @@ Result<TokenizerData> ParseJson(const json& root, const std::string& source) {
 
   // Pre-tokenizer.
   if (root.contains("pre_tokenizer")) {
-    if (auto regex = FindSplitRegex(root["pre_tokenizer"])) {
-      auto pre = PreTokenizerFromRegex(*regex);
-      if (!pre.ok()) return Status::Errorf("{}: {}", source, pre.status().message());
-      data.pre = *pre;
-    } else {
-      data.warnings.push_back(source +
-                              ": pre_tokenizer has no Split regex; using Llama 3's pattern");
-    }
+    HERD_ASSIGN_OR_RETURN(auto pre, PreTokenizerOf(root["pre_tokenizer"], source, &data.warnings));
+    if (pre) data.pre = *pre;
   }
   // Llama 3's names; tokenizer_config.json (read by LoadTokenizer) overrides.
   for (int32_t id = 0; id < static_cast<int32_t>(data.tokens.size()); ++id) {

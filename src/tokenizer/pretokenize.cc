@@ -6,6 +6,10 @@ const char* PreTokenizerName(PreTokenizer p) {
   switch (p) {
     case PreTokenizer::kLlama3:
       return "llama-bpe";
+    case PreTokenizer::kGpt2:
+      return "gpt-2";
+    case PreTokenizer::kSmolLM:
+      return "smollm";
   }
   return "?";
 }
@@ -50,13 +54,9 @@ size_t MatchContraction(std::string_view text, size_t i) {
 
 void PreTokenize(PreTokenizer type, std::string_view text,
                  std::vector<std::pair<uint32_t, uint32_t>>* pieces) {
-  switch (type) {
-    case PreTokenizer::kLlama3:
-      SplitLlama3(text, [&](size_t b, size_t e) {
-        pieces->emplace_back(static_cast<uint32_t>(b), static_cast<uint32_t>(e));
-      });
-      return;
-  }
+  Split(type, text, [&](size_t b, size_t e) {
+    pieces->emplace_back(static_cast<uint32_t>(b), static_cast<uint32_t>(e));
+  });
 }
 
 }  // namespace herd

@@ -48,11 +48,7 @@ Result<Tokenizer> Tokenizer::Create(TokenizerData data) {
 
 void Tokenizer::EncodeOrdinary(std::string_view text, std::vector<int32_t>* out) const {
   const Bpe& bpe = impl_->bpe;
-  switch (impl_->data.pre) {
-    case PreTokenizer::kLlama3:
-      SplitLlama3(text, [&](size_t b, size_t e) { bpe.Encode(text.substr(b, e - b), out); });
-      break;
-  }
+  Split(impl_->data.pre, text, [&](size_t b, size_t e) { bpe.Encode(text.substr(b, e - b), out); });
 }
 
 std::vector<int32_t> Tokenizer::Encode(std::string_view text, const EncodeOptions& options) const {
