@@ -90,8 +90,11 @@ TEST(Bind, ErrorsNameTheTensor) {
 
   auto rebuild = [&](const std::function<bool(TensorEntry&)>& edit) {
     TensorIndex index;
-    for (TensorEntry e : full.entries())
-      if (edit(e)) EXPECT_TRUE(index.Add(e).ok());
+    for (TensorEntry e : full.entries()) {
+      if (edit(e)) {
+        EXPECT_TRUE(index.Add(e).ok());
+      }
+    }
     return index;
   };
   auto bind_error = [&](const TensorIndex& index) {
