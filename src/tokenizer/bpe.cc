@@ -116,8 +116,8 @@ Result<Bpe> Bpe::Create(const std::vector<std::string>& tokens,
   for (size_t id = 0; id < n; ++id)
     if (is_mergeable[id] && !tokens[id].empty()) bpe.InsertToken(static_cast<int32_t>(id));
   // Some vocabularies (SmolLM2's: 21 control and never-valid UTF-8 bytes) lack a few byte tokens.
-  // Such bytes cannot be encoded; like llama.cpp and HF tokenizers (no unk token), herd drops them,
-  // and BPE never merges across them.
+  // Such bytes cannot be encoded; herd drops them and never merges across them, as llama.cpp's BPE
+  // does (HF tokenizers also drops them but merges their neighbours: "(\x04)" -> "()" there).
   for (int b = 0; b < 256; ++b) {
     const char c = static_cast<char>(b);
     bpe.byte_token_[b] = bpe.Lookup(std::string_view(&c, 1));
