@@ -20,14 +20,9 @@ struct ConvertOptions {
 
 int RunConvert(const ConvertOptions& o) {
   SaveOptions save;
-  if (o.format == "hf")
-    save.format = ModelFormat::kHf;
-  else if (o.format == "meta")
-    save.format = ModelFormat::kMeta;
-  else if (o.format == "gguf")
-    save.format = ModelFormat::kGguf;
-  else
-    return Fail("--format must be hf, meta or gguf, not \"" + o.format + "\"");
+  auto format = ParseFormatFlag(o.format);
+  if (!format) return 1;
+  save.format = *format;
   auto dtype = DTypeFromName(o.dtype);
   if (!dtype) return Fail("--dtype: unknown dtype \"" + o.dtype + "\"");
   save.dtype = *dtype;

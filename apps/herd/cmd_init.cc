@@ -34,14 +34,9 @@ int RunInit(const InitOptions& o) {
   auto config = PresetConfig(o.preset);
   if (!config.ok()) return Fail(config.status().message());
   SaveOptions save;
-  if (o.format == "hf")
-    save.format = ModelFormat::kHf;
-  else if (o.format == "meta")
-    save.format = ModelFormat::kMeta;
-  else if (o.format == "gguf")
-    save.format = ModelFormat::kGguf;
-  else
-    return Fail("--format must be hf, meta or gguf, not \"" + o.format + "\"");
+  auto format = ParseFormatFlag(o.format);
+  if (!format) return 1;
+  save.format = *format;
   auto dtype = DTypeFromName(o.dtype);
   if (!dtype || (*dtype != DType::kF32 && *dtype != DType::kBF16 && *dtype != DType::kF16))
     return Fail("--dtype must be f32, bf16 or f16, not \"" + o.dtype + "\"");

@@ -17,6 +17,14 @@ int Fail(const std::string& message) {
   return 1;
 }
 
+std::optional<ModelFormat> ParseFormatFlag(const std::string& flag) {
+  if (flag == "hf") return ModelFormat::kHf;
+  if (flag == "meta") return ModelFormat::kMeta;
+  if (flag == "gguf") return ModelFormat::kGguf;
+  Fail("--format must be hf, meta or gguf, not \"" + flag + "\"");
+  return std::nullopt;
+}
+
 namespace {
 
 // MemAvailable from /proc/meminfo, in bytes; 0 if unknown.

@@ -25,4 +25,7 @@ std::optional<LoadedModel> LoadForInference(const std::string& path, int ctx, bo
 // Prints "herd: <message>" to stderr; returns 1 (the exit code).
 int Fail(const std::string& message);
 
+// --format hf|meta|gguf; nullopt (after printing why) for anything else.
+std::optional<ModelFormat> ParseFormatFlag(const std::string& flag);
+
 }  // namespace herd::app
