@@ -152,34 +152,6 @@ TEST(Quant, Q4_0UsesTheLargestMagnitudeAsMinusEight) {
   for (float v : y) EXPECT_EQ(v, 0.0f);
 }
 
-TEST(MatMul, EveryDtypeMatchesFloat64OfTheDequantisedWeights) {
-  ThreadPool pool(2);
-  const int rows = 37, cols = 96, n_tokens = 5;
-  const auto w = RandomVec(rows * cols, 3), x = RandomVec(n_tokens * cols, 4);
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0}) {
-    std::vector<uint8_t> buf(*BytesFor(t, rows * cols));
-    for (int r = 0; r < rows; ++r)
-      QuantizeRow(t, &w[r * cols], cols, buf.data() + r * *BytesFor(t, cols));
-    const MatView view = MakeMatView(t, rows, cols, buf.data());
-    std::vector<float> out(n_tokens * rows), wr(cols);
-    for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
-      MatMul(view, x.data(), n_tokens, out.data(), p);
-      for (int r = 0; r < rows; ++r) {
-        GetRow(view, r, wr.data());
-        for (int tok = 0; tok < n_tokens; ++tok) {
-          double want = 0, mag = 0;
-          for (int c = 0; c < cols; ++c) {
-            want += static_cast<double>(wr[c]) * x[tok * cols + c];
-            mag += std::fabs(static_cast<double>(wr[c]) * x[tok * cols + c]);
-          }
-          // float32 accumulation: error <= ~n * eps * sum|terms|; cols/8 terms per partial sum.
-          EXPECT_NEAR(out[tok * rows + r], want, mag * (cols / 8 + 4) * 0x1p-24) << Name(t);
-        }
-      }
-    }
-  }
-}
-
 TEST(Ops, RMSNormSwiGLUSoftmax) {
   const auto x = RandomVec(64, 5), w = RandomVec(64, 6);
   std::vector<float> out(64);

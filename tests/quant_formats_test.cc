@@ -262,38 +262,6 @@ TEST(QuantFormats, BlocksBelowTheF16RangeDecodeToZeroOrTheirSmallestLevel) {
   }
 }
 
-TEST(QuantFormats, MatMulMatchesFloat64OfTheDequantisedWeights) {
-  ThreadPool pool(2);
-  const int rows = 37, cols = 96, n_tokens = 5;
-  const auto w = RandomVec(rows * cols, 3), x = RandomVec(n_tokens * cols, 4);
-  for (DType t : kNewTypes) {
-    std::vector<uint8_t> buf(*BytesFor(t, rows * cols));
-    for (int r = 0; r < rows; ++r)
-      QuantizeRow(t, &w[r * cols], cols, buf.data() + r * *BytesFor(t, cols));
-    const MatView view = MakeMatView(t, rows, cols, buf.data());
-    std::vector<float> out(n_tokens * rows), wr(cols);
-    for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
-      MatMul(view, x.data(), n_tokens, out.data(), p);
-      for (int r = 0; r < rows; ++r) {
-        GetRow(view, r, wr.data());
-        // GetRow is DequantizeRow of the row.
-        std::vector<float> direct(cols);
-        DequantizeRow(t, view.row(r), cols, direct.data());
-        EXPECT_EQ(wr, direct) << Name(t);
-        for (int tok = 0; tok < n_tokens; ++tok) {
-          double want = 0, mag = 0;
-          for (int c = 0; c < cols; ++c) {
-            want += static_cast<double>(wr[c]) * x[tok * cols + c];
-            mag += std::fabs(static_cast<double>(wr[c]) * x[tok * cols + c]);
-          }
-          // float32 accumulation: error <= ~n * eps * sum|terms|; cols/8 terms per partial sum.
-          EXPECT_NEAR(out[tok * rows + r], want, mag * (cols / 8 + 4) * 0x1p-24) << Name(t);
-        }
-      }
-    }
-  }
-}
-
 std::vector<uint8_t> FromHex(const std::string& hex) {
   std::vector<uint8_t> out(hex.size() / 2);
   for (size_t i = 0; i < out.size(); ++i)

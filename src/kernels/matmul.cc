@@ -1,9 +1,11 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <array>
 #include <vector>
 
 #include "base/check.h"
+#include "kernels/qdot.h"
 #include "kernels/quant.h"
 
 namespace herd::kernels {
@@ -29,33 +31,94 @@ void GetRow(const MatView& w, int64_t r, float* out) {
   DequantizeRow(w.dtype, w.row(r), w.cols, out);
 }
 
-void MatMul(const MatView& w, const float* x, int64_t n_tokens, float* out, ThreadPool* pool) {
-  CHECK(CanDequantize(w.dtype));
-  // Enough items per thread for dynamic balancing, few enough to keep the hand-out cheap.
+namespace {
+
+// Tokens per tile: a tile's activations (64 x cols bytes in Q8) stay in L2 while each weight row
+// of an item is dotted with all of them from L1.
+constexpr int64_t kTokenTile = 64;
+
+// The input rows in one activation format.
+struct Acts {
+  const uint8_t* data = nullptr;
+  uint64_t row_bytes = 0;
+};
+
+}  // namespace
+
+void MatMulShared(std::span<const MatMulOut> products, const float* x, int64_t n_tokens,
+                  ThreadPool* pool, Isa isa) {
+  if (products.empty() || n_tokens == 0) return;
+  const int64_t cols = products[0].w.cols;
   const int threads = pool ? pool->size() : 1;
-  const int64_t rows_per_item = std::max<int64_t>(1, w.rows / (threads * 16));
-  const int64_t n_items = (w.rows + rows_per_item - 1) / rows_per_item;
+
+  // Prepare the input once per activation format the products need.
+  std::vector<DotKernel> kernels;
+  std::array<Acts, 3> acts{};
+  thread_local std::array<std::vector<uint8_t>, 3> buffers;
+  for (const MatMulOut& p : products) {
+    CHECK(p.w.cols == cols);
+    const DotKernel k =
+        FloatActivationsRequested() ? GetFloatDotKernel(p.w.dtype) : GetDotKernel(p.w.dtype, isa);
+    CHECK(k.dot != nullptr);
+    kernels.push_back(k);
+    const auto f = static_cast<size_t>(k.act);
+    if (acts[f].data) continue;
+    acts[f].row_bytes = ActRowBytes(k.act, cols);
+    if (k.act == ActFormat::kF32) {
+      acts[f].data = reinterpret_cast<const uint8_t*>(x);
+      continue;
+    }
+    buffers[f].resize(acts[f].row_bytes * n_tokens);
+    uint8_t* dst = buffers[f].data();
+    auto quantize = [&](size_t t, int) {
+      k.quantize(x + t * cols, cols, dst + t * acts[f].row_bytes);
+    };
+    if (pool && n_tokens >= 4 * threads) {
+      pool->ParallelFor(n_tokens, quantize);
+    } else {
+      for (int64_t t = 0; t < n_tokens; ++t) quantize(t, 0);
+    }
+    acts[f].data = dst;
+  }
+
+  // Work items: blocks of rows of each product, enough of them for dynamic balancing.
+  std::vector<int64_t> first_item(products.size() + 1, 0);
+  std::vector<int64_t> rows_per_item(products.size());
+  for (size_t i = 0; i < products.size(); ++i) {
+    rows_per_item[i] = std::max<int64_t>(1, products[i].w.rows / (threads * 8));
+    const int64_t items = (products[i].w.rows + rows_per_item[i] - 1) / rows_per_item[i];
+    first_item[i + 1] = first_item[i] + items;
+  }
   auto run = [&](size_t item, int) {
-    thread_local std::vector<float> row;
-    const int64_t begin = static_cast<int64_t>(item) * rows_per_item;
-    const int64_t end = std::min(w.rows, begin + rows_per_item);
-    for (int64_t r = begin; r < end; ++r) {
-      const float* wr;
-      if (w.dtype == DType::kF32) {
-        wr = reinterpret_cast<const float*>(w.row(r));
-      } else {
-        row.resize(w.cols);
-        DequantizeRow(w.dtype, w.row(r), w.cols, row.data());
-        wr = row.data();
+    const size_t i =
+        std::upper_bound(first_item.begin(), first_item.end(), static_cast<int64_t>(item)) -
+        first_item.begin() - 1;
+    const MatView& w = products[i].w;
+    float* out = products[i].out;
+    const DotKernel& k = kernels[i];
+    const Acts& a = acts[static_cast<size_t>(k.act)];
+    const int64_t begin = (static_cast<int64_t>(item) - first_item[i]) * rows_per_item[i];
+    const int64_t end = std::min(w.rows, begin + rows_per_item[i]);
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += kTokenTile) {
+      const int64_t t1 = std::min(n_tokens, t0 + kTokenTile);
+      for (int64_t r = begin; r < end; ++r) {
+        const uint8_t* wr = w.row(r);
+        for (int64_t t = t0; t < t1; ++t)
+          out[t * w.rows + r] = k.dot(cols, wr, a.data + t * a.row_bytes);
       }
-      for (int64_t t = 0; t < n_tokens; ++t) out[t * w.rows + r] = Dot(wr, x + t * w.cols, w.cols);
     }
   };
+  const int64_t n_items = first_item.back();
   if (pool && n_items > 1) {
     pool->ParallelFor(n_items, run);
   } else {
     for (int64_t i = 0; i < n_items; ++i) run(i, 0);
   }
+}
+
+void MatMul(const MatView& w, const float* x, int64_t n_tokens, float* out, ThreadPool* pool) {
+  const MatMulOut p{w, out};
+  MatMulShared({&p, 1}, x, n_tokens, pool, ActiveIsa());
 }
 
 }  // namespace herd::kernels

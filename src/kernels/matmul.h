@@ -1,11 +1,14 @@
-// Matrix products against weights in their storage dtype (f32, f16, bf16, q8_0, q4_0): each weight
-// row is converted to float32 once per call and reused for every token, then dotted in float32.
-// This is the scalar reference path; SIMD kernels come with the performance work and are tested
-// against it.
+// Matrix products against weights in their storage dtype. The activations are prepared once per
+// call in the format the weight's dot kernel takes (kernels/qdot.h: Q8_0 / Q8_1 for block formats,
+// float for f32 / f16 / bf16), then every (weight row, token) pair is one kernel call. Rows are
+// split over the pool's threads; tokens are walked in tiles so a weight row is read from memory
+// once per tile of tokens, not once per token.
 #pragma once
 
 #include <cstdint>
+#include <span>
 
+#include "base/cpu.h"
 #include "base/dtype.h"
 #include "base/thread_pool.h"
 
@@ -29,8 +32,17 @@ float Dot(const float* a, const float* b, int64_t n);
 
 // out[t * w.rows + r] = sum_c W[r, c] * x[t * w.cols + c], for t < n_tokens and r < w.rows.
 // x: [n_tokens, cols], out: [n_tokens, rows]. Rows are split over the pool's threads
-// (pool may be null: single-threaded).
+// (pool may be null: single-threaded). Uses the kernels of ActiveIsa().
 void MatMul(const MatView& w, const float* x, int64_t n_tokens, float* out, ThreadPool* pool);
+
+// Several matrices applied to the same input (q, k, v; gate, up): the input is quantised once
+// and all products run in one parallel region. Every w.cols must be the same.
+struct MatMulOut {
+  MatView w;
+  float* out;
+};
+void MatMulShared(std::span<const MatMulOut> products, const float* x, int64_t n_tokens,
+                  ThreadPool* pool, Isa isa);
 
 // Row r of w as float32 (embedding lookup).
 void GetRow(const MatView& w, int64_t r, float* out);

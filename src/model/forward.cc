@@ -64,9 +64,10 @@ void AttentionBlock(const Model& model, int layer, int m, KVCache* cache, Scratc
   const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
   for (int t = 0; t < m; ++t)
     kernels::RMSNorm(&s->x[t * c.dim], w.attn_norm.f32(), c.dim, c.norm_eps, &s->xn[t * c.dim]);
-  kernels::MatMul(w.wq.mat(), s->xn.data(), m, s->q.data(), pool);  // q: [m, n_heads * head_dim]
-  kernels::MatMul(w.wk.mat(), s->xn.data(), m, s->k.data(), pool);  // k: [m, n_kv_heads * head_dim]
-  kernels::MatMul(w.wv.mat(), s->xn.data(), m, s->v.data(), pool);
+  // q: [m, n_heads * head_dim]; k, v: [m, n_kv_heads * head_dim]
+  const kernels::MatMulOut qkv[] = {
+      {w.wq.mat(), s->q.data()}, {w.wk.mat(), s->k.data()}, {w.wv.mat(), s->v.data()}};
+  kernels::MatMulShared(qkv, s->xn.data(), m, pool, ActiveIsa());
   for (int t = 0; t < m; ++t) {
     const float* cos = &s->cos[t * half];
     const float* sin = &s->sin[t * half];
@@ -86,8 +87,9 @@ void FeedForwardBlock(const Model& model, int layer, int m, Scratch* s, ThreadPo
   const LayerWeights& w = model.weights.layers[layer];
   for (int t = 0; t < m; ++t)
     kernels::RMSNorm(&s->x[t * c.dim], w.ffn_norm.f32(), c.dim, c.norm_eps, &s->xn[t * c.dim]);
-  kernels::MatMul(w.w1.mat(), s->xn.data(), m, s->gate.data(), pool);  // [m, ffn_dim]
-  kernels::MatMul(w.w3.mat(), s->xn.data(), m, s->up.data(), pool);
+  const kernels::MatMulOut gate_up[] = {{w.w1.mat(), s->gate.data()},  // [m, ffn_dim]
+                                        {w.w3.mat(), s->up.data()}};
+  kernels::MatMulShared(gate_up, s->xn.data(), m, pool, ActiveIsa());
   kernels::SwiGLU(s->gate.data(), s->up.data(), int64_t{m} * c.ffn_dim);
   kernels::MatMul(w.w2.mat(), s->gate.data(), m, s->tmp.data(), pool);  // [m, dim]
   kernels::Add(s->x.data(), s->tmp.data(), int64_t{m} * c.dim);

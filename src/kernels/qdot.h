@@ -1,0 +1,73 @@
+// Dot products of one weight row (in its storage dtype) with one activation row, the inner loop of
+// every matmul. As in llama.cpp's CPU backend, a block-quantised weight is multiplied by an
+// activation row that was itself quantised once per matmul to an 8-bit block format, so the inner
+// loop is an integer dot product per block:
+//   weights q8_0 / q4_0 / q5_0  x  activations Q8_0 (32 elements: f16 d, int8 q[32]; 34 bytes)
+//   weights q4_1 / q5_1         x  activations Q8_1 (32 elements: f16 d, 2 zero bytes, f32
+//                                                    s = d * sum(q), int8 q[32]; 40 bytes; s
+//                                                    carries the weight block's offset m:
+//                                                    sum(m * d * q) = m * s)
+//   weights f32 / f16 / bf16    x  activations f32 (converted weight times float, FMA)
+// Activation quantisation (both Q8 formats): amax = max |x| over the block, d = amax / 127,
+// q = round-half-even(x * (127 / amax)) (0 when amax is 0), d stored as f16 — the rounding of
+// llama.cpp's x86 SIMD quantiser, so herd reproduces the activations llama.cpp multiplies. ggml
+// stores Q8_1's s as f16, which overflows to infinity once a block's sum passes 65504 (large
+// activations do that); herd keeps s in f32, rounded through f16 whenever f16 can hold it, so it
+// computes the same value as ggml where ggml's is finite and the right one where it is not.
+//
+// Each (weight dtype, ISA) pair has a kernel; the scalar ones are the reference. Kernels of every
+// level produce identical activation bytes and integer block sums; the float accumulation across
+// blocks differs by rounding only (tests bound it).
+#pragma once
+
+#include <cstdint>
+
+#include "base/cpu.h"
+#include "base/dtype.h"
+
+namespace herd::kernels {
+
+enum class ActFormat : uint8_t { kF32, kQ8_0, kQ8_1 };
+
+inline constexpr int kQ8Block = 32;
+inline constexpr int kQ8_0Bytes = 34, kQ8_1Bytes = 40;
+
+// Q8_1's s: d * sum rounded through f16 when that is finite, else the float value.
+float Q8_1Sum(float d, int sum);
+
+// Bytes of an n-element activation row in format f (n a multiple of 32 for the Q8 formats).
+uint64_t ActRowBytes(ActFormat f, int64_t n);
+
+// x[0..n) -> act (ActRowBytes(f, n) bytes).
+using QuantizeActFn = void (*)(const float* x, int64_t n, uint8_t* act);
+// sum over i < n of W[i] * A[i], for one weight row w and one activation row act.
+using VecDotFn = float (*)(int64_t n, const uint8_t* w, const uint8_t* act);
+
+struct DotKernel {
+  ActFormat act = ActFormat::kF32;
+  QuantizeActFn quantize = nullptr;  // null for kF32: the float row is used as it is
+  VecDotFn dot = nullptr;
+  Isa isa = Isa::kScalar;  // the level the kernel was written for
+};
+
+// Whether weights of dtype t can be multiplied (every format herd dequantises).
+bool HasDotKernel(DType t);
+// The kernel for weights of dtype t at level isa, or the best lower level that has one.
+DotKernel GetDotKernel(DType t, Isa isa);
+
+// A kernel that multiplies float activations by the dequantised weight row, for every dtype
+// (no activation quantisation: exact up to float32 sums, and slow). MatMul uses it instead of
+// GetDotKernel when $HERD_FLOAT_ACTIVATIONS=1, which tests comparing herd with float64
+// references of the dequantised weights set.
+DotKernel GetFloatDotKernel(DType t);
+bool FloatActivationsRequested();
+
+// Per-ISA tables (qdot_scalar.cc, qdot_avx2.cc); null entries mean "no kernel at this level".
+namespace scalar {
+DotKernel GetKernel(DType t);
+}
+namespace avx2 {
+DotKernel GetKernel(DType t);
+}
+
+}  // namespace herd::kernels
