@@ -1,6 +1,7 @@
-// herd convert IN OUT --format hf|meta|gguf [--dtype f32|bf16|f16|q8_0|q4_0] [--shards N]
-// Loads a model in any format herd reads and writes it in another (q8_0 / q4_0: GGUF only).
-// The tokenizer travels with it when the input has one.
+// herd convert IN OUT --format hf|meta|gguf [--dtype
+// f32|bf16|f16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k|q5_k|q6_k] [--shards N] Loads a model in any format
+// herd reads and writes it in another (block formats: GGUF only). The tokenizer travels with it
+// when the input has one.
 #include <cstdio>
 #include <string>
 
@@ -49,8 +50,9 @@ void AddConvertCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("in", o.in, "Input model (HF directory, Meta directory or .gguf)")->required();
   cmd->add_option("out", o.out, "Output directory (hf, meta) or .gguf file")->required();
   cmd->add_option("--format", o.format, "hf, meta or gguf")->required();
-  cmd->add_option("--dtype", o.dtype,
-                  "f32, bf16, f16 (any format); q8_0, q4_0, q4_1, q5_0, q5_1 (gguf)")
+  cmd->add_option(
+         "--dtype", o.dtype,
+         "f32, bf16, f16 (any format); q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k (gguf)")
       ->capture_default_str();
   cmd->add_option("--shards", o.shards, "Meta format: model-parallel shards")
       ->capture_default_str();

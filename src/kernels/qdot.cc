@@ -63,6 +63,12 @@ DotKernel GetFloatDotKernel(DType t) {
       return {f, nullptr, DotDequantised<DType::kQ5_0>, Isa::kScalar};
     case DType::kQ5_1:
       return {f, nullptr, DotDequantised<DType::kQ5_1>, Isa::kScalar};
+    case DType::kQ4_K:
+      return {f, nullptr, DotDequantised<DType::kQ4_K>, Isa::kScalar};
+    case DType::kQ5_K:
+      return {f, nullptr, DotDequantised<DType::kQ5_K>, Isa::kScalar};
+    case DType::kQ6_K:
+      return {f, nullptr, DotDequantised<DType::kQ6_K>, Isa::kScalar};
     default:
       return scalar::GetKernel(t);  // f32 / f16 / bf16 take float activations anyway
   }
@@ -76,13 +82,14 @@ bool FloatActivationsRequested() {
   return requested;
 }
 
-bool HasDotKernel(DType t) { return scalar::GetKernel(t).dot != nullptr; }
+bool HasDotKernel(DType t) { return GetFloatDotKernel(t).dot != nullptr; }
 
 DotKernel GetDotKernel(DType t, Isa isa) {
   if (isa >= Isa::kAvx2) {
     if (DotKernel k = avx2::GetKernel(t); k.dot) return k;
   }
-  return scalar::GetKernel(t);
+  if (DotKernel k = scalar::GetKernel(t); k.dot) return k;
+  return GetFloatDotKernel(t);  // formats without an integer kernel yet (the K-quants)
 }
 
 }  // namespace herd::kernels

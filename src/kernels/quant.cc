@@ -7,6 +7,7 @@
 
 #include "base/check.h"
 #include "kernels/convert.h"
+#include "kernels/kquant.h"
 
 namespace herd::kernels {
 namespace {
@@ -198,6 +199,9 @@ bool CanDequantize(DType t) {
     case DType::kQ4_1:
     case DType::kQ5_0:
     case DType::kQ5_1:
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K:
       return true;
     default:
       return false;
@@ -227,6 +231,12 @@ void DequantizeRow(DType t, const uint8_t* src, int64_t n, float* dst) {
       return DequantQ5_0(src, n, dst);
     case DType::kQ5_1:
       return DequantQ5_1(src, n, dst);
+    case DType::kQ4_K:
+      return DequantizeRowQ4_K(src, n, dst);
+    case DType::kQ5_K:
+      return DequantizeRowQ5_K(src, n, dst);
+    case DType::kQ6_K:
+      return DequantizeRowQ6_K(src, n, dst);
     default:
       CHECK(false && "DequantizeRow: unsupported dtype");
   }
@@ -253,6 +263,12 @@ void QuantizeRow(DType t, const float* src, int64_t n, uint8_t* dst) {
       return QuantQ5_0(src, n, dst);
     case DType::kQ5_1:
       return QuantQ5_1(src, n, dst);
+    case DType::kQ4_K:
+      return QuantizeRowQ4_K(src, n, dst);
+    case DType::kQ5_K:
+      return QuantizeRowQ5_K(src, n, dst);
+    case DType::kQ6_K:
+      return QuantizeRowQ6_K(src, n, dst);
     default:
       CHECK(false && "QuantizeRow: unsupported dtype");
   }

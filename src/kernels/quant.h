@@ -9,6 +9,7 @@
 //   q5_1: 32 elements in 24 bytes = f16 d, f16 m, u8 qh[4], u8 nibbles[16]; x = d * q + m
 //         5-bit q of element j = its nibble (placed as in q4_0) | bit j of qh << 4, qh read as a
 //         little-endian u32 (so element j's high bit is bit j % 8 of qh byte j / 8).
+//   q4_k / q5_k / q6_k: 256-element super-blocks, see kernels/kquant.h.
 // f32 / f16 / bf16 are plain little-endian arrays.
 #pragma once
 

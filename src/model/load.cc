@@ -176,7 +176,7 @@ Status BindWeights(const LlamaConfig& c, const TensorIndex& index, NamingScheme 
     if (!kernels::CanDequantize(e->dtype)) {
       status = Status::Errorf(
           "{}: tensor '{}' has dtype {}, which herd cannot compute with yet "
-          "(supported: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1)",
+          "(supported: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)",
           e->file, name, Name(e->dtype));
       return;
     }
