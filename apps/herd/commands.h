@@ -14,5 +14,6 @@ void AddLogitsCommand(CLI::App& app, int* exit_code);
 void AddConvertCommand(CLI::App& app, int* exit_code);
 void AddRunCommands(CLI::App& app, int* exit_code);  // run, chat
 void AddPerplexityCommand(CLI::App& app, int* exit_code);
+void AddBenchCommand(CLI::App& app, int* exit_code);
 
 }  // namespace herd::app
