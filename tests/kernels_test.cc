@@ -189,6 +189,27 @@ TEST(Ops, RopeRotatesInterleavedPairs) {
   }
 }
 
+// float64 attention of query token t (at position start + t), head h, over k / v given as floats.
+std::vector<double> AttentionReference(const std::vector<float>& q, const std::vector<float>& k,
+                                       const std::vector<float>& v, const AttentionShape& s,
+                                       int start, int t, int h) {
+  const int d = s.head_dim, kvh = h / (s.n_heads / s.n_kv_heads), n_keys = start + t + 1;
+  const int q_stride = s.n_heads * d, kv_stride = s.n_kv_heads * d;
+  std::vector<double> p(n_keys), out(d, 0.0);
+  double max = -1e300, sum = 0;
+  for (int j = 0; j < n_keys; ++j) {
+    double dot = 0;
+    for (int i = 0; i < d; ++i)
+      dot += double(q[t * q_stride + h * d + i]) * k[j * kv_stride + kvh * d + i];
+    p[j] = dot / std::sqrt(double(d));
+    max = std::max(max, p[j]);
+  }
+  for (double& e : p) sum += (e = std::exp(e - max));
+  for (int j = 0; j < n_keys; ++j)
+    for (int i = 0; i < d; ++i) out[i] += p[j] / sum * v[j * kv_stride + kvh * d + i];
+  return out;
+}
+
 TEST(Attention, CausalGqaMatchesFloat64) {
   const AttentionShape shape{4, 2, 8};
   const int start = 3, n_tok = 4, n_pos = start + n_tok;
@@ -199,20 +220,42 @@ TEST(Attention, CausalGqaMatchesFloat64) {
   Attention(q.data(), k.data(), v.data(), n_tok, start, shape, out.data(), &pool);
   for (int t = 0; t < n_tok; ++t) {
     for (int h = 0; h < 4; ++h) {
-      const int kvh = h / 2, n_keys = start + t + 1;
-      std::vector<double> p(n_keys);
-      double max = -1e300, sum = 0;
-      for (int j = 0; j < n_keys; ++j) {
-        double d = 0;
-        for (int i = 0; i < 8; ++i) d += double(q[t * 32 + h * 8 + i]) * k[j * 16 + kvh * 8 + i];
-        p[j] = d / std::sqrt(8.0);
-        max = std::max(max, p[j]);
-      }
-      for (double& e : p) sum += (e = std::exp(e - max));
-      for (int i = 0; i < 8; ++i) {
-        double want = 0;
-        for (int j = 0; j < n_keys; ++j) want += p[j] / sum * v[j * 16 + kvh * 8 + i];
-        EXPECT_NEAR(out[t * 32 + h * 8 + i], want, 1e-5) << t << " " << h << " " << i;
+      const auto want = AttentionReference(q, k, v, shape, start, t, h);
+      for (int i = 0; i < 8; ++i)
+        EXPECT_NEAR(out[t * 32 + h * 8 + i], want[i], 1e-5) << t << " " << h << " " << i;
+    }
+  }
+}
+
+// The streaming softmax over many key tiles (a growing maximum forces rescaling), every KV cache
+// element type and every ISA level: equal to float64 attention over the keys and values as the
+// cache rounded them.
+TEST(Attention, StreamingSoftmaxEveryCacheTypeAndLevel) {
+  const AttentionShape shape{8, 2, 64};  // group of 4, Llama 3 head_dim
+  const int start = 290, n_tok = 3, n_pos = start + n_tok, kv_dim = 2 * 64;
+  auto q = RandomVec(n_tok * 8 * 64, 12, 0.5f);
+  auto k = RandomVec(n_pos * kv_dim, 13), v = RandomVec(n_pos * kv_dim, 14);
+  for (int j = 0; j < n_pos; ++j) k[j * kv_dim] += 0.05f * j;  // later keys score higher
+  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+    std::vector<uint8_t> kc(*BytesFor(dtype, k.size())), vc(kc.size());
+    QuantizeRow(dtype, k.data(), k.size(), kc.data());
+    QuantizeRow(dtype, v.data(), v.size(), vc.data());
+    std::vector<float> kr(k.size()), vr(v.size());  // what the cache holds, as floats
+    DequantizeRow(dtype, kc.data(), k.size(), kr.data());
+    DequantizeRow(dtype, vc.data(), v.size(), vr.data());
+    const KVRows rows{dtype, kc.data(), vc.data(), kv_dim};
+    for (int level = 0; level <= static_cast<int>(BestIsa(DetectCpu())); ++level) {
+      const Isa isa = static_cast<Isa>(level);
+      std::vector<float> out(n_tok * 8 * 64);
+      ThreadPool pool(2);
+      Attention(q.data(), rows, n_tok, start, shape, out.data(), &pool, isa);
+      for (int t = 0; t < n_tok; ++t) {
+        for (int h = 0; h < 8; ++h) {
+          const auto want = AttentionReference(q, kr, vr, shape, start, t, h);
+          for (int i = 0; i < 64; ++i)
+            ASSERT_NEAR(out[t * 512 + h * 64 + i], want[i], 2e-5)
+                << Name(dtype) << " " << IsaName(isa) << " t" << t << " h" << h << " i" << i;
+        }
       }
     }
   }

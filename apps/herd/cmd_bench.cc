@@ -40,7 +40,7 @@ namespace herd::app {
 namespace {
 
 struct BenchOptions {
-  std::string model;
+  std::string model, cache_type = "f16";
   int prompt_tokens = 512, gen_tokens = 128, depth = 0, threads = 0, reps = 5, ctx = 0;
   uint32_t seed = 1;
   bool json = false;
@@ -75,8 +75,8 @@ struct TestResult {
 // What runs the tests: the model, one cache sized for depth + the longest test, the thread pool.
 class Bench {
  public:
-  Bench(const Model& model, const BenchOptions& o, int ctx)
-      : model_(model), o_(o), cache_(model.config, ctx), pool_(o.threads) {}
+  Bench(const Model& model, const BenchOptions& o, int ctx, DType cache_type)
+      : model_(model), o_(o), cache_(model.config, ctx, cache_type), pool_(o.threads) {}
 
   ThreadPool& pool() { return pool_; }
 
@@ -221,6 +221,7 @@ nlohmann::json ToJson(const std::string& model_path, const Model& model, const W
                         {"dtypes", mix.bytes},
                         {"config", model.config.Describe()},
                         {"ctx", ctx},
+                        {"cache_type", o.cache_type},
                         {"seed", o.seed},
                         {"results", nlohmann::json::array()}};
   for (const TestResult& r : results) {
@@ -258,7 +259,9 @@ int RunBench(const BenchOptions& o) {
     path = DefaultModelPath();
     std::fprintf(stderr, "herd: no --model given; using the default model %s\n", path.c_str());
   }
-  auto loaded = LoadForInference(path, ctx, false, false);
+  const auto cache_type = ParseCacheTypeFlag(o.cache_type);
+  if (!cache_type) return 1;
+  auto loaded = LoadForInference(path, ctx, *cache_type, false, false);
   if (!loaded) return 1;
   const Model& model = loaded->model;
   if (need > model.config.max_seq_len)
@@ -267,7 +270,7 @@ int RunBench(const BenchOptions& o) {
                  "timing is still meaningful)\n",
                  static_cast<long long>(need), model.config.max_seq_len);
 
-  Bench bench(model, o, ctx);
+  Bench bench(model, o, ctx, *cache_type);
   const int threads = bench.pool().size();
   std::fprintf(stderr, "herd: bench: %d threads, isa %s, %d reps, seed %u\n", threads,
                IsaName(ActiveIsa()), o.reps, o.seed);
@@ -316,6 +319,7 @@ void AddBenchCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--seed", o.seed, "Seed of the random token ids")->capture_default_str();
   cmd->add_option("--ctx", o.ctx, "KV cache positions (0: depth + the longest test)");
+  cmd->add_option("--cache-type", o.cache_type, kCacheTypeHelp);
   cmd->add_flag("--json", o.json, "Print one JSON object instead of the table");
   cmd->callback([exit_code] { *exit_code = RunBench(o); });
 }

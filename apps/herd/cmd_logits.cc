@@ -1,4 +1,4 @@
-// herd logits --model PATH --tokens ID,ID,... [--all] --out FILE [--threads T]
+// herd logits --model PATH --tokens ID,ID,... [--all] --out FILE [--threads T] [--cache-type f32]
 // Contract (scripts and tests rely on it): writes float32 little-endian logits to FILE — the last
 // position's [vocab], or with --all every position's, row-major [n_positions x vocab] — and prints
 // the last position's top 5 as one JSON line {"top": [[id, logit], ...]}.
@@ -19,7 +19,7 @@ namespace herd::app {
 namespace {
 
 struct LogitsOptions {
-  std::string model, tokens, out;
+  std::string model, tokens, out, cache_type = "f32";
   bool all = false;
   int threads = 0;
 };
@@ -46,11 +46,13 @@ Result<std::vector<int>> ParseTokenList(const std::string& s) {
 int RunLogits(const LogitsOptions& o) {
   auto ids = ParseTokenList(o.tokens);
   if (!ids.ok()) return Fail(ids.status().message());
-  auto loaded = LoadForInference(o.model, static_cast<int>(ids->size()), false, true);
+  const auto cache_type = ParseCacheTypeFlag(o.cache_type);
+  if (!cache_type) return 1;
+  auto loaded = LoadForInference(o.model, static_cast<int>(ids->size()), *cache_type, false, true);
   if (!loaded) return 1;
   const Model& model = loaded->model;
   ThreadPool pool(o.threads);
-  KVCache cache(model.config, static_cast<int>(ids->size()));
+  KVCache cache(model.config, static_cast<int>(ids->size()), *cache_type);
   std::vector<float> logits;
   Status st = Forward(model, *ids, &cache, o.all, &logits, &pool);
   if (!st.ok()) return Fail(st.message());
@@ -82,6 +84,9 @@ void AddLogitsCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("--all", o.all, "Write every position's logits, not only the last");
   cmd->add_option("--out", o.out, "Output file (float32 little-endian)")->required();
   cmd->add_option("--threads", o.threads, "Threads (0 = all cores)");
+  cmd->add_option("--cache-type", o.cache_type,
+                  "KV cache element type: f32 (default here: logits is the exact-comparison "
+                  "command), f16 (what run / chat / serve use) or bf16");
   cmd->callback([exit_code] { *exit_code = RunLogits(o); });
 }
 

@@ -20,15 +20,20 @@ namespace herd::app {
 namespace {
 
 struct PerplexityOptions {
-  std::string model, file;
+  std::string model, file, cache_type = "f16";
   int ctx = 512, threads = 0;
 };
 
 int RunPerplexity(const PerplexityOptions& o) {
   auto text = ReadFileToString(o.file);
   if (!text.ok()) return Fail(text.status().message());
+  // llama.cpp's -f drops one trailing newline (common/arg.cpp); so do we, so that a file ending in
+  // '\n' tokenizes to the same tokens (and, at a chunk boundary, the same number of chunks).
+  if (!text->empty() && text->back() == '\n') text->pop_back();
   if (o.ctx < 4) return Fail("--ctx must be at least 4");
-  auto loaded = LoadForInference(o.model, o.ctx, true, false);
+  const auto cache_type = ParseCacheTypeFlag(o.cache_type);
+  if (!cache_type) return 1;
+  auto loaded = LoadForInference(o.model, o.ctx, *cache_type, true, false);
   if (!loaded) return 1;
   const Model& model = loaded->model;
   const Tokenizer& tok = *loaded->tokenizer;
@@ -42,7 +47,7 @@ int RunPerplexity(const PerplexityOptions& o) {
   std::fprintf(stderr, "herd: %s: %zu tokens, %d chunks of %d\n", o.file.c_str(), tokens.size(),
                n_chunks, o.ctx);
   ThreadPool pool(o.threads);
-  KVCache cache(model.config, o.ctx);
+  KVCache cache(model.config, o.ctx, *cache_type);
   std::vector<float> logits;
   const int vocab = model.config.vocab_size, first = o.ctx / 2;
   double nll = 0;  // natural log
@@ -88,6 +93,7 @@ void AddPerplexityCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--ctx", o.ctx, "Tokens per chunk (the second half of each is scored)")
       ->capture_default_str();
   cmd->add_option("--threads", o.threads, "Threads (0 = all cores)");
+  cmd->add_option("--cache-type", o.cache_type, kCacheTypeHelp);
   cmd->callback([exit_code] { *exit_code = RunPerplexity(o); });
 }
 

@@ -17,7 +17,7 @@ namespace herd::app {
 namespace {
 
 struct RunOptions {
-  std::string model, prompt, system;
+  std::string model, prompt, system, cache_type = "f16";
   bool chat = false, verbose_prompt = false;
   int max_tokens = 256, ctx = 0, threads = 0;
   SamplerParams sampler;
@@ -38,6 +38,7 @@ void AddSamplingFlags(CLI::App* cmd, RunOptions* o) {
   cmd->add_option("--seed", o->sampler.seed, "Sampling seed")->capture_default_str();
   cmd->add_option("--ctx", o->ctx, "Context (KV cache) positions; 0: model's, at most 8192");
   cmd->add_option("--threads", o->threads, "Threads (0 = all cores)");
+  cmd->add_option("--cache-type", o->cache_type, kCacheTypeHelp);
 }
 
 // The model to load: --model, or the default one (saying so).
@@ -63,7 +64,9 @@ void PrintStats(const GenerateResult& r) {
 }
 
 int RunRun(const RunOptions& o) {
-  auto loaded = LoadForInference(ModelPath(o), o.ctx, true, false);
+  const auto cache_type = ParseCacheTypeFlag(o.cache_type);
+  if (!cache_type) return 1;
+  auto loaded = LoadForInference(ModelPath(o), o.ctx, *cache_type, true, false);
   if (!loaded) return 1;
   const Model& model = loaded->model;
   const Tokenizer& tok = *loaded->tokenizer;
@@ -86,7 +89,7 @@ int RunRun(const RunOptions& o) {
     std::fprintf(stderr, "herd: prompt ids: [%s]\n", ids.c_str());
   }
   ThreadPool pool(o.threads);
-  KVCache cache(model.config, loaded->ctx);
+  KVCache cache(model.config, loaded->ctx, loaded->cache_type);
   GenerateOptions g{o.max_tokens, o.sampler, DefaultStopIds(model.config, tok), {}};
   auto r = Generate(model, tok, prompt, &cache, g, &pool, PrintPiece);
   if (!r.ok()) return Fail(r.status().message());
@@ -95,7 +98,9 @@ int RunRun(const RunOptions& o) {
 }
 
 int RunChat(const RunOptions& o) {
-  auto loaded = LoadForInference(ModelPath(o), o.ctx, true, false);
+  const auto cache_type = ParseCacheTypeFlag(o.cache_type);
+  if (!cache_type) return 1;
+  auto loaded = LoadForInference(ModelPath(o), o.ctx, *cache_type, true, false);
   if (!loaded) return 1;
   const Model& model = loaded->model;
   const Tokenizer& tok = *loaded->tokenizer;
@@ -105,7 +110,7 @@ int RunChat(const RunOptions& o) {
   if (!eot.ok()) return Fail(eot.status().message());
   const std::vector<int32_t> after_eot = AfterEndOfTurn(*style, tok);
   ThreadPool pool(o.threads);
-  KVCache cache(model.config, loaded->ctx);
+  KVCache cache(model.config, loaded->ctx, loaded->cache_type);
   GenerateOptions g{o.max_tokens, o.sampler, DefaultStopIds(model.config, tok), {}};
   // Tokens that belong to the conversation but are not in the cache yet: the opening (BOS, system
   // message) before the first turn, the end of the previous reply after it.

@@ -56,21 +56,32 @@ double GiB(uint64_t b) { return b / double(1ull << 30); }
 
 }  // namespace
 
-std::optional<LoadedModel> LoadForInference(const std::string& path, int ctx, bool need_tokenizer,
-                                            bool quiet) {
+std::optional<DType> ParseCacheTypeFlag(const std::string& flag) {
+  const auto t = DTypeFromName(flag);
+  if (!t || !KVCache::IsCacheType(*t)) {
+    Fail("--cache-type: \"" + flag + "\" is not f16, bf16 or f32");
+    return std::nullopt;
+  }
+  return t;
+}
+
+std::optional<LoadedModel> LoadForInference(const std::string& path, int ctx, DType cache_type,
+                                            bool need_tokenizer, bool quiet) {
   auto files = FindModelFiles(path);
   if (!files.ok()) return Fail(files.status().message()), std::nullopt;
   auto config = LoadModelConfig(*files);
   if (!config.ok()) return Fail(config.status().message()), std::nullopt;
   if (ctx <= 0) ctx = std::min(config->max_seq_len, 8192);
-  const uint64_t weights = WeightFileBytes(*files), kv = KVCache::BytesFor(*config, ctx);
+  const uint64_t weights = WeightFileBytes(*files),
+                 kv = KVCache::BytesFor(*config, ctx, cache_type);
   const uint64_t avail = AvailableMemory();
   if (!quiet) {
     std::fprintf(stderr,
                  "herd: %s model %s\nherd: %s\nherd: memory plan: weights %.2f GiB (mapped) + KV "
-                 "cache %.2f GiB (%d positions, f32) = %.2f GiB; %.2f GiB available\n",
+                 "cache %.2f GiB (%d positions, %s) = %.2f GiB; %.2f GiB available\n",
                  FormatName(files->format), files->root.c_str(), config->Describe().c_str(),
-                 GiB(weights), GiB(kv), ctx, GiB(weights + kv), GiB(avail));
+                 GiB(weights), GiB(kv), ctx, std::string(Name(cache_type)).c_str(),
+                 GiB(weights + kv), GiB(avail));
   }
   if (avail > 0 && weights + kv > avail) {
     Fail(
@@ -81,7 +92,7 @@ std::optional<LoadedModel> LoadForInference(const std::string& path, int ctx, bo
   }
   auto model = LoadModel(path);
   if (!model.ok()) return Fail(model.status().message()), std::nullopt;
-  LoadedModel out{std::move(model).value(), std::nullopt, ctx};
+  LoadedModel out{std::move(model).value(), std::nullopt, ctx, cache_type};
   auto tok = LoadTokenizer(out.model.files.root);
   if (tok.ok()) {
     out.tokenizer = std::move(tok).value();

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "base/dtype.h"
 #include "model/load.h"
 #include "tokenizer/tokenizer.h"
 
@@ -15,12 +16,18 @@ struct LoadedModel {
   Model model;
   std::optional<Tokenizer> tokenizer;  // absent when the model directory has none
   int ctx = 0;                         // KV cache capacity the plan was made for
+  DType cache_type = DType::kF16;      // KV cache element type the plan was made for
 };
 
 // ctx <= 0: the model's max_seq_len capped at 8192. Messages go to stderr, prefixed "herd: ".
 // Returns nullopt (after printing why) on failure.
-std::optional<LoadedModel> LoadForInference(const std::string& path, int ctx, bool need_tokenizer,
-                                            bool quiet);
+std::optional<LoadedModel> LoadForInference(const std::string& path, int ctx, DType cache_type,
+                                            bool need_tokenizer, bool quiet);
+
+// --cache-type f16|bf16|f32 (the KV cache's element type); nullopt (after printing why) otherwise.
+std::optional<DType> ParseCacheTypeFlag(const std::string& flag);
+inline constexpr const char* kCacheTypeHelp =
+    "KV cache element type: f16 (default, as llama.cpp), bf16 or f32 (exact)";
 
 // Prints "herd: <message>" to stderr; returns 1 (the exit code).
 int Fail(const std::string& message);

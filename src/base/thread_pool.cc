@@ -1,6 +1,45 @@
 #include "base/thread_pool.h"
 
+#include <chrono>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 namespace herd {
+namespace {
+
+void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// How long an idle thread polls before it sleeps: long enough to bridge the gap between the
+// matmuls of one token (tens of microseconds), short enough not to burn a core between requests.
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+// Polls until done() or kSpin has passed; true if done() became true. After a short busy spin
+// it yields the core on every poll: when the machine has more runnable threads than cores, the
+// thread we wait for may be waiting for this very core.
+template <typename Done>
+bool SpinUntil(const Done& done) {
+  constexpr int kBusyPolls = 1000;  // ~10 us of pause instructions
+  for (int i = 0; i < kBusyPolls; ++i) {
+    if (done()) return true;
+    CpuRelax();
+  }
+  const auto deadline = std::chrono::steady_clock::now() + kSpin;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::yield();
+  }
+  return done();
+}
+
+}  // namespace
 
 int ThreadPool::DefaultThreads() {
   unsigned n = std::thread::hardware_concurrency();
@@ -15,7 +54,7 @@ ThreadPool::ThreadPool(int n_threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true);
   }
   start_cv_.notify_all();
   for (auto& w : workers_) w.join();
@@ -28,16 +67,19 @@ void ThreadPool::RunItems(int thread) {
 void ThreadPool::WorkerLoop(int thread) {
   uint64_t seen = 0;
   for (;;) {
-    {
+    auto ready = [&] {
+      return stop_.load() || generation_.load(std::memory_order_acquire) != seen;
+    };
+    if (!SpinUntil(ready)) {
       std::unique_lock<std::mutex> lock(mu_);
-      start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      start_cv_.wait(lock, ready);
     }
+    if (stop_.load()) return;
+    seen = generation_.load(std::memory_order_acquire);
     RunItems(thread);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--busy_ == 0) done_cv_.notify_all();
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mu_);  // pairs with the caller's check-then-wait
+      done_cv_.notify_all();
     }
   }
 }
@@ -48,18 +90,21 @@ void ThreadPool::ParallelFor(size_t n, const std::function<void(size_t, int)>& f
     for (size_t i = 0; i < n; ++i) fn(i, 0);
     return;
   }
+  job_ = &fn;
+  job_n_ = n;
+  next_.store(0);
+  pending_.store(static_cast<int>(workers_.size()));
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
-    job_n_ = n;
-    next_.store(0);
-    busy_ = static_cast<int>(workers_.size());
-    ++generation_;
+    std::lock_guard<std::mutex> lock(mu_);  // a worker between its check and its wait sees this
+    generation_.fetch_add(1, std::memory_order_release);
   }
   start_cv_.notify_all();
   RunItems(0);
-  std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [&] { return busy_ == 0; });
+  auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+  if (!SpinUntil(done)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, done);
+  }
   job_ = nullptr;
 }
 

@@ -1,5 +1,9 @@
 // A fixed pool of worker threads for data-parallel loops: ParallelFor(n, fn) runs fn(i) for i in
 // [0, n) over all workers plus the calling thread, and returns when every index is done.
+//
+// Decoding one token runs hundreds of short parallel loops (a few matmuls per layer), so hand-off
+// latency matters: idle workers spin on an atomic generation counter for a short while before
+// sleeping on a condition variable, and the caller spins for the last workers the same way.
 #pragma once
 
 #include <atomic>
@@ -24,7 +28,7 @@ class ThreadPool {
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
   // Indices are handed out dynamically (work stealing by an atomic counter), so uneven items
-  // balance.
+  // balance. Not reentrant: fn must not call ParallelFor on the same pool.
   void ParallelFor(size_t n, const std::function<void(size_t index, int thread)>& fn);
 
   static int DefaultThreads();
@@ -39,9 +43,9 @@ class ThreadPool {
   const std::function<void(size_t, int)>* job_ = nullptr;
   size_t job_n_ = 0;
   std::atomic<size_t> next_{0};
-  uint64_t generation_ = 0;
-  int busy_ = 0;
-  bool stop_ = false;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};  // workers that have not finished the current job
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace herd

@@ -1,46 +1,72 @@
 #include "kernels/attention.h"
 
-#include <cmath>
-#include <vector>
-
 #include "base/check.h"
-#include "kernels/matmul.h"
-#include "kernels/ops.h"
+#include "kernels/attention_impl.h"
+#include "kernels/convert.h"
 
 namespace herd::kernels {
+namespace scalar {
+namespace {
 
-void Attention(const float* q, const float* k, const float* v, int64_t n_tokens, int64_t start_pos,
-               const AttentionShape& s, float* out, ThreadPool* pool) {
+using attention_impl::BF16Elem;
+using attention_impl::F16Elem;
+
+inline float ToFloat(float x) { return x; }
+inline float ToFloat(F16Elem x) { return F16ToF32(x.bits); }
+inline float ToFloat(BF16Elem x) { return BF16ToF32(x.bits); }
+
+template <typename T>
+struct Ops {
+  static float Dot(const float* q, const T* k, int d) {
+    float s[8] = {};
+    for (int i = 0; i < d; ++i) s[i & 7] += q[i] * ToFloat(k[i]);
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+  }
+  static void Axpy(float a, const T* v, float* acc, int d) {
+    for (int i = 0; i < d; ++i) acc[i] += a * ToFloat(v[i]);
+  }
+  static void Scale(float* acc, float c, int d) {
+    for (int i = 0; i < d; ++i) acc[i] *= c;
+  }
+};
+
+}  // namespace
+
+void AttentionRange(const float* q, const KVRows& kv, int64_t start_pos, const AttentionShape& s,
+                    float* out, size_t item_begin, size_t item_end) {
+  attention_impl::AttentionRangeAnyType<Ops>(q, kv, start_pos, s, out, item_begin, item_end);
+}
+
+}  // namespace scalar
+
+void Attention(const float* q, const KVRows& kv, int64_t n_tokens, int64_t start_pos,
+               const AttentionShape& s, float* out, ThreadPool* pool, Isa isa) {
   CHECK(s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0);
-  const int group = s.n_heads / s.n_kv_heads;
-  const int64_t q_stride = static_cast<int64_t>(s.n_heads) * s.head_dim;
-  const int64_t kv_stride = static_cast<int64_t>(s.n_kv_heads) * s.head_dim;
-  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.head_dim)));
-  auto run = [&](size_t item, int) {
-    thread_local std::vector<float> scores;
-    const int64_t t = static_cast<int64_t>(item) / s.n_heads;
-    const int h = static_cast<int>(item % s.n_heads);
-    const int64_t n_keys = start_pos + t + 1;
-    const float* qh = q + t * q_stride + static_cast<int64_t>(h) * s.head_dim;
-    const int64_t kv_off = static_cast<int64_t>(h / group) * s.head_dim;
-    scores.resize(n_keys);
-    for (int64_t j = 0; j < n_keys; ++j)
-      scores[j] = Dot(qh, k + j * kv_stride + kv_off, s.head_dim) * scale;
-    Softmax(scores.data(), n_keys);
-    float* oh = out + t * q_stride + static_cast<int64_t>(h) * s.head_dim;
-    for (int d = 0; d < s.head_dim; ++d) oh[d] = 0;
-    for (int64_t j = 0; j < n_keys; ++j) {
-      const float p = scores[j];
-      const float* vj = v + j * kv_stride + kv_off;
-      for (int d = 0; d < s.head_dim; ++d) oh[d] += p * vj[d];
-    }
+  CHECK(s.n_heads / s.n_kv_heads <= attention_impl::kMaxGroup);
+  CHECK(kv.dtype == DType::kF32 || kv.dtype == DType::kF16 || kv.dtype == DType::kBF16);
+  auto range = isa >= Isa::kAvx2 ? avx2::AttentionRange : scalar::AttentionRange;
+  const size_t n_items = static_cast<size_t>(n_tokens) * s.n_kv_heads;
+  // Later tokens attend to more keys: hand items out one by one, last token first.
+  auto run = [&](size_t i, int) {
+    const size_t item = n_items - 1 - i;
+    range(q, kv, start_pos, s, out, item, item + 1);
   };
-  const size_t n_items = static_cast<size_t>(n_tokens) * s.n_heads;
   if (pool && n_items > 1) {
     pool->ParallelFor(n_items, run);
   } else {
-    for (size_t i = 0; i < n_items; ++i) run(i, 0);
+    range(q, kv, start_pos, s, out, 0, n_items);
   }
+}
+
+void Attention(const float* q, const KVRows& kv, int64_t n_tokens, int64_t start_pos,
+               const AttentionShape& s, float* out, ThreadPool* pool) {
+  Attention(q, kv, n_tokens, start_pos, s, out, pool, ActiveIsa());
+}
+
+void Attention(const float* q, const float* k, const float* v, int64_t n_tokens, int64_t start_pos,
+               const AttentionShape& s, float* out, ThreadPool* pool) {
+  const KVRows kv{DType::kF32, k, v, int64_t{s.n_kv_heads} * s.head_dim};
+  Attention(q, kv, n_tokens, start_pos, s, out, pool, ActiveIsa());
 }
 
 }  // namespace herd::kernels

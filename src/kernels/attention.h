@@ -1,9 +1,16 @@
 // Causal self-attention with grouped-query heads (GQA: query head h reads kv head
 // h / (n_heads / n_kv_heads)), scaled by 1/sqrt(head_dim).
+//
+// Streaming ("flash") softmax: keys are visited in tiles, keeping per query head a running
+// maximum, a running sum of exponentials and the weighted sum of values, rescaled when the maximum
+// grows; memory per thread is O(tile), not O(context). The query heads that share a kv head are
+// processed together, so each key and value row is read once per group.
 #pragma once
 
 #include <cstdint>
 
+#include "base/cpu.h"
+#include "base/dtype.h"
 #include "base/thread_pool.h"
 
 namespace herd::kernels {
@@ -14,13 +21,37 @@ struct AttentionShape {
   int head_dim = 0;
 };
 
+// Keys and values by position, as a KV cache holds them: position j's row of n_kv_heads * head_dim
+// elements at k + j * stride (in elements), in dtype f32, f16 or bf16.
+struct KVRows {
+  DType dtype = DType::kF32;
+  const void* k = nullptr;
+  const void* v = nullptr;
+  int64_t stride = 0;
+};
+
 // Query t sits at position start_pos + t and attends to positions [0, start_pos + t].
-// q:    [n_tokens, n_heads * head_dim]
-// k, v: [>= start_pos + n_tokens, n_kv_heads * head_dim], position-major (a KV cache)
-// out:  [n_tokens, n_heads * head_dim]
-// Work is split over (token, head) pairs; the score row is a per-thread buffer of
-// start_pos + n_tokens floats.
+// q:   [n_tokens, n_heads * head_dim]
+// kv:  >= start_pos + n_tokens positions
+// out: [n_tokens, n_heads * head_dim]
+// Work is split over (token, kv head) pairs.
+void Attention(const float* q, const KVRows& kv, int64_t n_tokens, int64_t start_pos,
+               const AttentionShape& shape, float* out, ThreadPool* pool);
+void Attention(const float* q, const KVRows& kv, int64_t n_tokens, int64_t start_pos,
+               const AttentionShape& shape, float* out, ThreadPool* pool, Isa isa);
+
+// Float keys and values (tests, callers without a cache).
 void Attention(const float* q, const float* k, const float* v, int64_t n_tokens, int64_t start_pos,
                const AttentionShape& shape, float* out, ThreadPool* pool);
+
+// The per-ISA implementations (attention_impl.h instantiated in attention.cc / attention_avx2.cc).
+namespace scalar {
+void AttentionRange(const float* q, const KVRows& kv, int64_t start_pos, const AttentionShape& s,
+                    float* out, size_t item_begin, size_t item_end);
+}
+namespace avx2 {
+void AttentionRange(const float* q, const KVRows& kv, int64_t start_pos, const AttentionShape& s,
+                    float* out, size_t item_begin, size_t item_end);
+}
 
 }  // namespace herd::kernels

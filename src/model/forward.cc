@@ -7,17 +7,35 @@
 #include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "kernels/quant.h"
 
 namespace herd {
 
-KVCache::KVCache(const LlamaConfig& c, int capacity)
-    : capacity_(capacity), row_(int64_t{c.n_kv_heads} * c.head_dim) {
-  k_.assign(c.n_layers, std::vector<float>(static_cast<size_t>(capacity) * row_));
-  v_.assign(c.n_layers, std::vector<float>(static_cast<size_t>(capacity) * row_));
+bool KVCache::IsCacheType(DType dtype) {
+  return dtype == DType::kF16 || dtype == DType::kBF16 || dtype == DType::kF32;
 }
 
-uint64_t KVCache::BytesFor(const LlamaConfig& c, int capacity) {
-  return 2ull * c.n_layers * capacity * c.n_kv_heads * c.head_dim * sizeof(float);
+KVCache::KVCache(const LlamaConfig& c, int capacity, DType dtype)
+    : capacity_(capacity), row_(int64_t{c.n_kv_heads} * c.head_dim), dtype_(dtype) {
+  CHECK(IsCacheType(dtype));
+  const size_t bytes = static_cast<size_t>(capacity) * row_ * Info(dtype).block_bytes;
+  k_.assign(c.n_layers, std::vector<uint8_t>(bytes));
+  v_.assign(c.n_layers, std::vector<uint8_t>(bytes));
+}
+
+uint64_t KVCache::BytesFor(const LlamaConfig& c, int capacity, DType dtype) {
+  return 2ull * c.n_layers * capacity * c.n_kv_heads * c.head_dim * Info(dtype).block_bytes;
+}
+
+void KVCache::Store(int layer, int pos, int n, const float* k, const float* v) {
+  CHECK(pos >= 0 && n >= 0 && pos + n <= capacity_);
+  const size_t at = static_cast<size_t>(pos) * row_ * Info(dtype_).block_bytes;
+  kernels::QuantizeRow(dtype_, k, n * row_, &k_[layer][at]);
+  kernels::QuantizeRow(dtype_, v, n * row_, &v_[layer][at]);
+}
+
+kernels::KVRows KVCache::Rows(int layer) const {
+  return {dtype_, k_[layer].data(), v_[layer].data(), row_};
 }
 
 void KVCache::Truncate(int n) {
@@ -73,10 +91,9 @@ void AttentionBlock(const Model& model, int layer, int m, KVCache* cache, Scratc
     const float* sin = &s->sin[t * half];
     kernels::RopeInterleaved(&s->q[t * q_dim], c.n_heads, c.head_dim, cos, sin);
     kernels::RopeInterleaved(&s->k[t * kv], c.n_kv_heads, c.head_dim, cos, sin);
-    std::memcpy(cache->k(layer, pos0 + t), &s->k[t * kv], kv * sizeof(float));
-    std::memcpy(cache->v(layer, pos0 + t), &s->v[t * kv], kv * sizeof(float));
   }
-  kernels::Attention(s->q.data(), cache->k(layer, 0), cache->v(layer, 0), m, pos0,
+  cache->Store(layer, pos0, m, s->k.data(), s->v.data());
+  kernels::Attention(s->q.data(), cache->Rows(layer), m, pos0,
                      {c.n_heads, c.n_kv_heads, c.head_dim}, s->att.data(), pool);
   kernels::MatMul(w.wo.mat(), s->att.data(), m, s->tmp.data(), pool);  // [m, dim]
   kernels::Add(s->x.data(), s->tmp.data(), int64_t{m} * c.dim);

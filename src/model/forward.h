@@ -11,29 +11,39 @@
 
 #include "base/status.h"
 #include "base/thread_pool.h"
+#include "kernels/attention.h"
 #include "model/load.h"
 
 namespace herd {
 
-// Keys and values of one sequence, per layer: [capacity, n_kv_heads * head_dim] float32.
+// Keys and values of one sequence, per layer: [capacity, n_kv_heads * head_dim] in f16 (the
+// default, as llama.cpp: half the memory of f32, ~1e-3 relative rounding of k and v), bf16 or
+// f32 (exact; for comparisons with references).
 class KVCache {
  public:
-  KVCache(const LlamaConfig& config, int capacity);
+  KVCache(const LlamaConfig& config, int capacity, DType dtype = DType::kF16);
   int capacity() const { return capacity_; }
   int size() const { return size_; }  // positions filled
+  DType dtype() const { return dtype_; }
   void Clear() { size_ = 0; }
   // Forgets positions >= n (n <= size()).
   void Truncate(int n);
-  static uint64_t BytesFor(const LlamaConfig& config, int capacity);
+  static uint64_t BytesFor(const LlamaConfig& config, int capacity, DType dtype = DType::kF16);
+  // Whether dtype can hold a cache (f16, bf16, f32).
+  static bool IsCacheType(DType dtype);
 
-  float* k(int layer, int pos) { return &k_[layer][static_cast<size_t>(pos) * row_]; }
-  float* v(int layer, int pos) { return &v_[layer][static_cast<size_t>(pos) * row_]; }
+  // Converts and stores n positions' keys and values (float rows of n_kv_heads * head_dim) at
+  // positions pos .. pos + n - 1 (< capacity).
+  void Store(int layer, int pos, int n, const float* k, const float* v);
+  // The layer's rows for attention.
+  kernels::KVRows Rows(int layer) const;
 
  private:
   int capacity_ = 0;
   int size_ = 0;
-  int64_t row_ = 0;
-  std::vector<std::vector<float>> k_, v_;
+  int64_t row_ = 0;  // elements per position
+  DType dtype_ = DType::kF16;
+  std::vector<std::vector<uint8_t>> k_, v_;
 
  public:
   // Called by Forward once the new positions' keys and values are written.

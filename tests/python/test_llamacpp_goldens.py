@@ -126,9 +126,10 @@ def herd(herd_bin, *args, stdin=None, text=True):
 
 
 def herd_logits(herd_bin, model, tokens, out):
-    """herd's float32 logits of every position, as float64 [len(tokens), vocab]."""
+    """herd's float32 logits of every position, as float64 [len(tokens), vocab]. With an f16 KV
+    cache, as llama.cpp's (and herd run's) default."""
     herd(herd_bin, "logits", "--model", model, "--tokens", ",".join(map(str, tokens)), "--all",
-         "--out", out)
+         "--cache-type", "f16", "--out", out)
     logits = np.fromfile(out, dtype="<f4").astype(np.float64)
     vocab = GOLDEN["model"]["vocab_size"]
     assert logits.size == len(tokens) * vocab, f"herd logits wrote {logits.size} floats"

@@ -1,0 +1,89 @@
+// The attention algorithm of attention.h, written once over a small set of row operations that
+// each ISA supplies (Ops::Dot, Ops::Axpy, Ops::Scale for keys/values of element type T). Included
+// only by attention.cc (scalar) and attention_avx2.cc.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/attention.h"
+
+namespace herd::kernels::attention_impl {
+
+// Element types of a KV cache row (distinct types for the two 16-bit formats).
+struct F16Elem {
+  uint16_t bits;
+};
+struct BF16Elem {
+  uint16_t bits;
+};
+
+// Keys per tile: the scores of a tile for a group of query heads fit in a small stack array.
+constexpr int kTile = 64;
+constexpr int kMaxGroup = 16;  // query heads per kv head (Llama 3: 4 or 8)
+constexpr int kMaxHeadDim = 256;
+
+// Items [item_begin, item_end): item = token * n_kv_heads + kv head.
+template <typename Ops, typename T>
+void AttentionRange(const float* q, const KVRows& kv, int64_t start_pos, const AttentionShape& s,
+                    float* out, size_t item_begin, size_t item_end) {
+  const int group = s.n_heads / s.n_kv_heads, d = s.head_dim;
+  const int64_t q_stride = int64_t{s.n_heads} * d;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  const T* k = static_cast<const T*>(kv.k);
+  const T* v = static_cast<const T*>(kv.v);
+  for (size_t item = item_begin; item < item_end; ++item) {
+    const int64_t t = static_cast<int64_t>(item) / s.n_kv_heads;
+    const int kvh = static_cast<int>(item % s.n_kv_heads);
+    const int64_t n_keys = start_pos + t + 1;
+    const float* qg = q + t * q_stride + int64_t{kvh} * group * d;  // the group's query heads
+    float* og = out + t * q_stride + int64_t{kvh} * group * d;
+    float max[kMaxGroup], sum[kMaxGroup];
+    for (int g = 0; g < group; ++g) max[g] = -INFINITY, sum[g] = 0;
+    std::fill(og, og + int64_t{group} * d, 0.0f);
+    float scores[kMaxGroup][kTile];
+    for (int64_t j0 = 0; j0 < n_keys; j0 += kTile) {
+      const int n = static_cast<int>(std::min<int64_t>(kTile, n_keys - j0));
+      for (int j = 0; j < n; ++j) {
+        const T* kj = k + (j0 + j) * kv.stride + int64_t{kvh} * d;
+        for (int g = 0; g < group; ++g) scores[g][j] = Ops::Dot(qg + g * d, kj, d) * scale;
+      }
+      for (int g = 0; g < group; ++g) {
+        float tile_max = -INFINITY;
+        for (int j = 0; j < n; ++j) tile_max = std::max(tile_max, scores[g][j]);
+        if (tile_max > max[g]) {  // rescale what was summed under the old maximum
+          const float c = max[g] == -INFINITY ? 0.0f : std::exp(max[g] - tile_max);
+          sum[g] *= c;
+          Ops::Scale(og + g * d, c, d);
+          max[g] = tile_max;
+        }
+        for (int j = 0; j < n; ++j) {
+          scores[g][j] = std::exp(scores[g][j] - max[g]);
+          sum[g] += scores[g][j];
+        }
+      }
+      for (int j = 0; j < n; ++j) {
+        const T* vj = v + (j0 + j) * kv.stride + int64_t{kvh} * d;
+        for (int g = 0; g < group; ++g) Ops::Axpy(scores[g][j], vj, og + g * d, d);
+      }
+    }
+    for (int g = 0; g < group; ++g) Ops::Scale(og + g * d, sum[g] > 0 ? 1.0f / sum[g] : 0.0f, d);
+  }
+}
+
+// Dispatches on the cache's element type; Ops<T> supplies the row operations.
+template <template <typename> class Ops>
+void AttentionRangeAnyType(const float* q, const KVRows& kv, int64_t start_pos,
+                           const AttentionShape& s, float* out, size_t begin, size_t end) {
+  switch (kv.dtype) {
+    case DType::kF16:
+      return AttentionRange<Ops<F16Elem>, F16Elem>(q, kv, start_pos, s, out, begin, end);
+    case DType::kBF16:
+      return AttentionRange<Ops<BF16Elem>, BF16Elem>(q, kv, start_pos, s, out, begin, end);
+    default:
+      return AttentionRange<Ops<float>, float>(q, kv, start_pos, s, out, begin, end);
+  }
+}
+
+}  // namespace herd::kernels::attention_impl
