@@ -19,7 +19,11 @@ namespace herd::kernels {
 namespace {
 
 constexpr DType kAll[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0,
-                          DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1};
+                          DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
+                          DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
+
+// The K-quants: rows are whole 256-element super-blocks, activations Q8_K.
+bool IsK(DType t) { return t == DType::kQ4_K || t == DType::kQ5_K || t == DType::kQ6_K; }
 
 std::vector<Isa> Levels() {
   std::vector<Isa> levels;
@@ -54,11 +58,24 @@ float Half(const uint8_t* p) {
   return F16ToF32(h);
 }
 
+float F32At(const uint8_t* p) {
+  float v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
 // The activation row as the kernel sees it: floats, or d * q per Q8 block.
 std::vector<double> DecodeAct(ActFormat f, const uint8_t* act, int64_t n) {
   std::vector<double> a(n);
   if (f == ActFormat::kF32) {
     for (int64_t i = 0; i < n; ++i) a[i] = reinterpret_cast<const float*>(act)[i];
+    return a;
+  }
+  if (f == ActFormat::kQ8_K) {  // f32 d, int8 q[256], int16 bsums[16]
+    for (int64_t b = 0; b < n / 256; ++b, act += kQ8_KBytes) {
+      for (int j = 0; j < 256; ++j)
+        a[b * 256 + j] = double{F32At(act)} * static_cast<int8_t>(act[4 + j]);
+    }
     return a;
   }
   const int bytes = f == ActFormat::kQ8_0 ? kQ8_0Bytes : kQ8_1Bytes;
@@ -70,9 +87,23 @@ std::vector<double> DecodeAct(ActFormat f, const uint8_t* act, int64_t n) {
   return a;
 }
 
+// The part of K-quant weight element e (0..255 of the super-block blk) that the kernels compute
+// apart from the scaled level and subtract in float (q4_K / q5_K: the sub-block minimum dmin *
+// m) or keep inside their int32 lane sums (q6_K: the level offset, d * scale * 32), per kquant.h.
+// Float rounding in the kernels is relative to these terms too, which may cancel in W itself.
+double KOffset(DType t, const uint8_t* blk, int e) {
+  if (t == DType::kQ6_K)
+    return std::fabs(Half(blk + 208) * static_cast<int8_t>(blk[192 + e / 16]) * 32.0);
+  const uint8_t* scales = blk + 4;
+  const int s = e / 32;
+  const int m = s < 4 ? scales[s + 4] & 63 : (scales[s + 4] >> 4) | (scales[s] >> 6) << 4;
+  return std::fabs(double{Half(blk + 2)} * m);
+}
+
 // float64 of what the kernel defines: sum of W[i] * A[i] over the dequantised weight row, except
 // that a q4_1 / q5_1 block's minimum m multiplies the activation block's stored s (f16 of
-// d * sum q) rather than the exact sum. Also returns sum |W[i] * A[i]| for the error bound.
+// d * sum q) rather than the exact sum. Also returns sum |W[i] * A[i]| (plus the K-quants'
+// offset terms) for the error bound.
 double Reference(DType t, const uint8_t* w, ActFormat f, const uint8_t* act, int64_t n,
                  double* magnitude) {
   std::vector<float> wf(n);
@@ -81,6 +112,11 @@ double Reference(DType t, const uint8_t* w, ActFormat f, const uint8_t* act, int
   double sum = 0;
   *magnitude = 0;
   for (int64_t i = 0; i < n; ++i) sum += wf[i] * a[i], *magnitude += std::fabs(wf[i] * a[i]);
+  if (IsK(t)) {
+    const int w_bytes = Info(t).block_bytes;
+    for (int64_t i = 0; i < n; ++i)
+      *magnitude += KOffset(t, w + i / 256 * w_bytes, static_cast<int>(i % 256)) * std::fabs(a[i]);
+  }
   if (f == ActFormat::kQ8_1) {
     const int w_bytes = Info(t).block_bytes;
     for (int64_t b = 0; b < n / 32; ++b) {
@@ -159,10 +195,92 @@ TEST(QDot, ActivationQuantisationIsIdenticalAtEveryLevelAndRoundsHalfToEven) {
   }
 }
 
+// Q8_K (ggml's quantize_row_q8_K): the first element of largest magnitude, max, sets iscale =
+// -127 / max; q = round-half-even(iscale * x); d = 1 / iscale (f32); bsums the sums of q per 16.
+TEST(QDot, Q8KActivationsAreIdenticalAtEveryLevelAndFollowGgml) {
+  const int64_t n = 256 * 12;
+  std::vector<float> x = Values(n, 11);
+  // Block 0: -127 comes first among the largest magnitudes (127 follows): iscale = 1, d = 1, and
+  // x * iscale = x hits the ties exactly.
+  const float ties[] = {-127, 127, 2.5f, 3.5f, -2.5f, -3.5f, 0.5f, -0.5f, 126.5f};
+  const int8_t want0[] = {-127, 127, 2, 4, -2, -4, 0, 0, 126};
+  // Block 1: +127 first: iscale = -1, d = -1, every level negated.
+  const float ties1[] = {1, 127, -127, 2.5f, 3.5f};
+  const int8_t want1[] = {-1, -127, 127, -2, -4};
+  for (int j = 0; j < 256; ++j) x[j] = j < 9 ? ties[j] : 1.0f;
+  for (int j = 0; j < 256; ++j) x[256 + j] = j < 5 ? ties1[j] : 0.25f;
+  for (int j = 0; j < 256; ++j) x[512 + j] = 0.0f;    // block 2: all zero
+  for (int j = 0; j < 256; ++j) x[768 + j] = 1e-38f;  // block 3: 127 / max overflows
+  x[1024 + 200] = -3e4f;                              // block 4: one outlier, negative
+  const DotKernel ref_k = GetDotKernel(DType::kQ4_K, Isa::kScalar);
+  ASSERT_EQ(ref_k.act, ActFormat::kQ8_K);
+  std::vector<uint8_t> ref(ActRowBytes(ActFormat::kQ8_K, n));
+  ASSERT_EQ(ref.size(), 12u * 292);
+  ref_k.quantize(x.data(), n, ref.data());
+  for (int j = 0; j < 9; ++j) EXPECT_EQ(static_cast<int8_t>(ref[4 + j]), want0[j]) << j;
+  for (int j = 0; j < 5; ++j) EXPECT_EQ(static_cast<int8_t>(ref[292 + 4 + j]), want1[j]) << j;
+  EXPECT_EQ(F32At(&ref[0]), 1.0f);
+  EXPECT_EQ(F32At(&ref[292]), -1.0f);
+  for (int i = 584; i < 4 * 292; ++i) ASSERT_EQ(ref[i], 0) << "blocks 2, 3 are written as zeros";
+  for (Isa isa : Levels()) {
+    for (DType t : {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K}) {
+      const DotKernel k = GetDotKernel(t, isa);
+      ASSERT_EQ(k.act, ActFormat::kQ8_K);
+      std::vector<uint8_t> got(ref.size());
+      k.quantize(x.data(), n, got.data());
+      EXPECT_EQ(got, ref) << Name(t) << " " << IsaName(isa);
+    }
+  }
+  for (int64_t b = 4; b < n / 256; ++b) {
+    const uint8_t* blk = &ref[b * 292];
+    const float* xb = &x[b * 256];
+    float amax = 0, max = 0;
+    for (int j = 0; j < 256; ++j) {
+      if (std::fabs(xb[j]) > amax) amax = std::fabs(xb[j]), max = xb[j];
+    }
+    const float d = F32At(blk);
+    EXPECT_EQ(d, 1.0f / (-127.0f / max)) << b;
+    for (int j = 0; j < 256; ++j) {
+      const int q = static_cast<int8_t>(blk[4 + j]);
+      EXPECT_LE(std::abs(q), 127);
+      EXPECT_LE(std::fabs(q * double{d} - xb[j]), std::fabs(d) * 0.5001) << b << " " << j;
+    }
+    for (int g = 0; g < 16; ++g) {
+      int sum = 0;
+      for (int j = 0; j < 16; ++j) sum += static_cast<int8_t>(blk[4 + 16 * g + j]);
+      int16_t bsum;
+      std::memcpy(&bsum, blk + 260 + 2 * g, 2);
+      EXPECT_EQ(bsum, sum) << b << " " << g;
+    }
+  }
+}
+
+// Non-finite input has no meaningful result, but a defined one, the same at every level: NaN never
+// sets the scale and becomes -128; an infinite element makes iscale -0 (d infinite).
+TEST(QDot, Q8KActivationsOfNonFiniteInputAreIdenticalAtEveryLevel) {
+  std::vector<float> x = Values(256 * 3, 12);
+  x[17] = std::nanf("");
+  x[256 + 3] = -INFINITY;
+  for (int j = 0; j < 256; ++j) x[512 + j] = 0.0f;
+  x[512 + 0] = std::nanf(""), x[512 + 9] = 5e-39f;  // NaN and one subnormal: iscale overflows
+  std::vector<uint8_t> ref(3 * 292);
+  GetDotKernel(DType::kQ6_K, Isa::kScalar).quantize(x.data(), 256 * 3, ref.data());
+  EXPECT_EQ(static_cast<int8_t>(ref[4 + 17]), -128);
+  EXPECT_TRUE(std::isfinite(F32At(&ref[0])));
+  EXPECT_TRUE(std::isinf(F32At(&ref[292])));
+  for (int i = 584; i < 876; ++i) EXPECT_EQ(ref[i], 0);
+  for (Isa isa : Levels()) {
+    std::vector<uint8_t> got(ref.size());
+    GetDotKernel(DType::kQ6_K, isa).quantize(x.data(), 256 * 3, got.data());
+    EXPECT_EQ(got, ref) << IsaName(isa);
+  }
+}
+
 TEST(QDot, EveryDtypeAndLevelMatchesFloat64) {
-  for (int64_t n : {32, 96, 4096}) {
+  for (int64_t n : {32, 96, 256, 512, 4096}) {
     const auto w = Values(n, 2), x = Values(n, 3);
     for (DType t : kAll) {
+      if (IsK(t) && n % 256 != 0) continue;
       const auto wq = Encode(t, w, 1, n);
       for (Isa isa : Levels()) {
         const DotKernel k = GetDotKernel(t, isa);
@@ -199,74 +317,113 @@ TEST(QDot, FloatKernelsHandleLengthsThatAreNotMultiplesOfTheVectorWidth) {
   }
 }
 
-TEST(MatMul, SharedThreadedAndSingleProductsAgreeBitForBit) {
-  ThreadPool pool(2);
-  const int rows = 37, cols = 96, n_tokens = 70;  // more tokens than one tile
-  const auto x = Values(n_tokens * cols, 6);
-  for (Isa isa : Levels()) {
-    std::vector<std::vector<uint8_t>> weights;
-    std::vector<std::vector<float>> single, shared;
-    std::vector<MatMulOut> products;
-    for (DType t : kAll) {
-      weights.push_back(Encode(t, Values(rows * cols, 7), rows, cols));
-      single.emplace_back(n_tokens * rows);
-      shared.emplace_back(n_tokens * rows);
-      products.push_back({MakeMatView(t, rows, cols, weights.back().data()), nullptr});
-    }
-    for (size_t i = 0; i < products.size(); ++i) {
-      products[i].out = shared[i].data();
-      MatMulShared({&products[i], 1}, x.data(), n_tokens, nullptr, isa);
-      single[i] = shared[i];
-    }
-    MatMulShared(products, x.data(), n_tokens, &pool, isa);
-    for (size_t i = 0; i < products.size(); ++i) {
-      EXPECT_EQ(shared[i], single[i]) << Name(products[i].w.dtype) << " " << IsaName(isa);
-      // And each entry is the kernel's dot of that row and token.
-      const DotKernel k = GetDotKernel(products[i].w.dtype, isa);
-      std::vector<uint8_t> act(ActRowBytes(k.act, cols));
-      const int tok = 69, r = 36;
-      if (k.quantize) {
-        k.quantize(&x[tok * cols], cols, act.data());
-      } else {
-        std::memcpy(act.data(), &x[tok * cols], cols * sizeof(float));
-      }
-      EXPECT_EQ(shared[i][tok * rows + r], k.dot(cols, products[i].w.row(r), act.data()));
+// The 4-token kernels (prefill) give each token exactly what the 1-token kernel gives it.
+TEST(QDot, FourTokenKernelsEqualTheOneTokenKernelBitForBit) {
+  const int64_t n = 512, stride_pad = 8;  // activation rows not packed back to back
+  const auto w = Values(n, 20), x = Values(4 * n, 21);
+  int tested = 0;
+  for (DType t : kAll) {
+    const auto wq = Encode(t, w, 1, n);
+    for (Isa isa : Levels()) {
+      const DotKernel k = GetDotKernel(t, isa);
+      if (!k.dot4) continue;
+      ASSERT_NE(k.quantize, nullptr);
+      const uint64_t stride = ActRowBytes(k.act, n) + stride_pad;
+      std::vector<uint8_t> act(4 * stride);
+      for (int c = 0; c < 4; ++c) k.quantize(&x[c * n], n, &act[c * stride]);
+      float four[4];
+      k.dot4(n, wq.data(), act.data(), stride, four);
+      for (int c = 0; c < 4; ++c)
+        EXPECT_EQ(four[c], k.dot(n, wq.data(), &act[c * stride])) << Name(t) << " " << c;
+      ++tested;
     }
   }
+  if (BestIsa(DetectCpu()) >= Isa::kAvx2) {
+    EXPECT_GE(tested, 5);  // q8_0, q4_0, q5_0, q4_1, q5_1 at AVX2
+  }
+}
+
+TEST(MatMul, SharedThreadedAndSingleProductsAgreeBitForBit) {
+  ThreadPool pool(2);
+  // cols 96 for the 32-element block formats, 512 (every activation format at once) for all.
+  for (const int cols : {96, 512})
+    for (Isa isa : Levels()) {
+      const int rows = 37, n_tokens = 70;  // more tokens than one tile
+      const auto x = Values(n_tokens * cols, 6);
+      std::vector<std::vector<uint8_t>> weights;
+      std::vector<std::vector<float>> single, shared;
+      std::vector<MatMulOut> products;
+      for (DType t : kAll) {
+        if (IsK(t) && cols % 256 != 0) continue;
+        weights.push_back(Encode(t, Values(rows * cols, 7), rows, cols));
+        single.emplace_back(n_tokens * rows);
+        shared.emplace_back(n_tokens * rows);
+        products.push_back({MakeMatView(t, rows, cols, weights.back().data()), nullptr});
+      }
+      for (size_t i = 0; i < products.size(); ++i) {
+        products[i].out = shared[i].data();
+        MatMulShared({&products[i], 1}, x.data(), n_tokens, nullptr, isa);
+        single[i] = shared[i];
+      }
+      MatMulShared(products, x.data(), n_tokens, &pool, isa);
+      for (size_t i = 0; i < products.size(); ++i) {
+        EXPECT_EQ(shared[i], single[i])
+            << Name(products[i].w.dtype) << " " << IsaName(isa) << " cols " << cols;
+        // And each entry is the kernel's dot of that row and token.
+        const DotKernel k = GetDotKernel(products[i].w.dtype, isa);
+        std::vector<uint8_t> act(ActRowBytes(k.act, cols));
+        const int tok = 69, r = 36;
+        if (k.quantize) {
+          k.quantize(&x[tok * cols], cols, act.data());
+        } else {
+          std::memcpy(act.data(), &x[tok * cols], cols * sizeof(float));
+        }
+        EXPECT_EQ(shared[i][tok * rows + r], k.dot(cols, products[i].w.row(r), act.data()));
+      }
+    }
 }
 
 // Against the unquantised product: the 8-bit activations add at most half a step per element.
 TEST(MatMul, ErrorFromEightBitActivationsIsWithinHalfAStep) {
-  const int rows = 16, cols = 256;
+  const int rows = 16, cols = 512;
   const auto x = Values(cols, 8);
   for (DType t : kAll) {
     const auto wq = Encode(t, Values(rows * cols, 9), rows, cols);
     const MatView view = MakeMatView(t, rows, cols, wq.data());
+    const bool is_float = t == DType::kF32 || t == DType::kF16 || t == DType::kBF16;
+    const int act_block = IsK(t) ? 256 : 32;  // elements per activation block (one d)
     std::vector<float> out(rows), wr(cols);
     MatMul(view, x.data(), 1, out.data(), nullptr);
     for (int r = 0; r < rows; ++r) {
       GetRow(view, r, wr.data());
       double want = 0, bound = 0;
-      for (int b = 0; b < cols / 32; ++b) {
-        float amax = 0, wsum = 0;
-        for (int j = 0; j < 32; ++j) {
-          const int c = b * 32 + j;
+      for (int b = 0; b < cols / act_block; ++b) {
+        float amax = 0, wsum = 0, wabs = 0;
+        for (int j = 0; j < act_block; ++j) {
+          const int c = b * act_block + j;
           want += double{wr[c]} * x[c];
           amax = std::max(amax, std::fabs(x[c]));
           wsum += std::fabs(wr[c]) * std::fabs(x[c]);
+          wabs += std::fabs(wr[c]);
         }
-        // Half a quantisation step per element, d's f16 rounding (2^-11 relative), the f16
-        // rounding of s = d * sum(q) times the block minimum (|m| <= max |w|), and the float32
-        // sums.
-        float wabs = 0, wmax = 0;
-        for (int j = 0; j < 32; ++j) {
-          wabs += std::fabs(wr[b * 32 + j]);
-          wmax = std::max(wmax, std::fabs(wr[b * 32 + j]));
+        bound += wsum * 64 * 0x1p-24;  // float32 sums
+        if (is_float) continue;
+        // Half a quantisation step per element.
+        bound += wabs * amax / 127 * 0.5;
+        if (IsK(t)) {
+          // d = 1 / iscale is rounded once (2^-24 relative), and the kernel's float rounding is
+          // relative to the offset terms as well (see KOffset).
+          double offsets = 0;
+          const uint8_t* blk = view.row(r) + b * Info(t).block_bytes;
+          for (int j = 0; j < act_block; ++j) offsets += KOffset(t, blk, j);
+          bound += wsum * 0x1p-22 + offsets * amax * 64 * 0x1p-24;
+        } else {
+          // d's f16 rounding (2^-11 relative), the f16 rounding of s = d * sum(q) times the block
+          // minimum (|m| <= max |w|).
+          float wmax = 0;
+          for (int j = 0; j < act_block; ++j) wmax = std::max(wmax, std::fabs(wr[b * 32 + j]));
+          bound += wsum * 0x1p-10 + wmax * 32 * amax * 0x1p-10;
         }
-        bound += (t == DType::kF32 || t == DType::kF16 || t == DType::kBF16)
-                     ? 0
-                     : wabs * amax / 127 * 0.5 + wsum * 0x1p-10 + wmax * 32 * amax * 0x1p-10;
-        bound += wsum * 64 * 0x1p-24;
       }
       EXPECT_NEAR(out[r], want, bound) << Name(t) << " row " << r;
     }

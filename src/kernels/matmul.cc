@@ -53,8 +53,8 @@ void MatMulShared(std::span<const MatMulOut> products, const float* x, int64_t n
 
   // Prepare the input once per activation format the products need.
   std::vector<DotKernel> kernels;
-  std::array<Acts, 3> acts{};
-  thread_local std::array<std::vector<uint8_t>, 3> buffers;
+  std::array<Acts, kNumActFormats> acts{};
+  thread_local std::array<std::vector<uint8_t>, kNumActFormats> buffers;
   for (const MatMulOut& p : products) {
     CHECK(p.w.cols == cols);
     const DotKernel k =
@@ -103,8 +103,15 @@ void MatMulShared(std::span<const MatMulOut> products, const float* x, int64_t n
       const int64_t t1 = std::min(n_tokens, t0 + kTokenTile);
       for (int64_t r = begin; r < end; ++r) {
         const uint8_t* wr = w.row(r);
-        for (int64_t t = t0; t < t1; ++t)
-          out[t * w.rows + r] = k.dot(cols, wr, a.data + t * a.row_bytes);
+        int64_t t = t0;
+        if (k.dot4) {
+          float four[4];
+          for (; t + 4 <= t1; t += 4) {
+            k.dot4(cols, wr, a.data + t * a.row_bytes, a.row_bytes, four);
+            for (int c = 0; c < 4; ++c) out[(t + c) * w.rows + r] = four[c];
+          }
+        }
+        for (; t < t1; ++t) out[t * w.rows + r] = k.dot(cols, wr, a.data + t * a.row_bytes);
       }
     }
   };

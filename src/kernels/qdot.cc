@@ -21,6 +21,9 @@ uint64_t ActRowBytes(ActFormat f, int64_t n) {
     case ActFormat::kQ8_1:
       CHECK(n % kQ8Block == 0);
       return static_cast<uint64_t>(n / kQ8Block) * kQ8_1Bytes;
+    case ActFormat::kQ8_K:
+      CHECK(n % kQ8KBlock == 0);
+      return static_cast<uint64_t>(n / kQ8KBlock) * kQ8_KBytes;
   }
   return 0;
 }
@@ -89,7 +92,7 @@ DotKernel GetDotKernel(DType t, Isa isa) {
     if (DotKernel k = avx2::GetKernel(t); k.dot) return k;
   }
   if (DotKernel k = scalar::GetKernel(t); k.dot) return k;
-  return GetFloatDotKernel(t);  // formats without an integer kernel yet (the K-quants)
+  return GetFloatDotKernel(t);  // formats without an integer kernel (none today)
 }
 
 }  // namespace herd::kernels

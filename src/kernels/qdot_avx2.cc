@@ -10,6 +10,7 @@
 
 #include "kernels/convert.h"
 #include "kernels/qdot.h"
+#include "kernels/qdot_kquant.h"
 
 namespace herd::kernels::avx2 {
 namespace {
@@ -159,6 +160,46 @@ float DotScaledMin(int64_t n, const uint8_t* w, const uint8_t* act) {
   return Hsum(acc) + mins;
 }
 
+// 4-token versions: the weight block's levels are decoded once and used for 4 activation rows;
+// each row's operations are those of the 1-token kernels above, in the same order.
+template <int kBytes, __m256i (*Levels)(const uint8_t*)>
+void DotScaled4(int64_t n, const uint8_t* w, const uint8_t* act, uint64_t stride, float* out) {
+  constexpr int kC = 4;
+  __m256 acc[kC];
+  for (int c = 0; c < kC; ++c) acc[c] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / kQK; ++b, w += kBytes) {
+    const __m256i levels = Levels(w);
+    const __m256i abs = _mm256_sign_epi8(levels, levels);
+    const float dw = Half(w);
+    for (int c = 0; c < kC; ++c) {
+      const uint8_t* a = act + c * stride + b * kQ8_0Bytes;
+      const __m256 d = _mm256_set1_ps(dw * Half(a));
+      acc[c] = _mm256_fmadd_ps(d, DotU8S8(abs, _mm256_sign_epi8(Load32(a + 2), levels)), acc[c]);
+    }
+  }
+  for (int c = 0; c < kC; ++c) out[c] = Hsum(acc[c]);
+}
+
+template <int kBytes, __m256i (*Levels)(const uint8_t*)>
+void DotScaledMin4(int64_t n, const uint8_t* w, const uint8_t* act, uint64_t stride, float* out) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+  float mins[4] = {0, 0, 0, 0};
+  for (int64_t b = 0; b < n / kQK; ++b, w += kBytes) {
+    const __m256i levels = Levels(w);
+    const float dw = Half(w), mw = Half(w + 2);
+    for (int c = 0; c < 4; ++c) {
+      const uint8_t* a = act + c * stride + b * kQ8_1Bytes;
+      float act_sum;
+      std::memcpy(&act_sum, a + 4, 4);
+      mins[c] += mw * act_sum;
+      const __m256 d = _mm256_set1_ps(dw * Half(a));
+      acc[c] = _mm256_fmadd_ps(d, DotU8S8(levels, Load32(a + 8)), acc[c]);
+    }
+  }
+  for (int c = 0; c < 4; ++c) out[c] = Hsum(acc[c]) + mins[c];
+}
+
 // ---- float weights x float activations ----
 
 inline __m256 LoadF32(const uint8_t* w, int64_t i) {
@@ -211,15 +252,24 @@ DotKernel GetKernel(DType t) {
     case DType::kBF16:
       return {ActFormat::kF32, nullptr, DotFloat<LoadBF16, ScalarBF16>, s};
     case DType::kQ8_0:
-      return {ActFormat::kQ8_0, QuantizeQ8_0, DotScaled<34, LevelsQ8_0>, s};
+      return {ActFormat::kQ8_0, QuantizeQ8_0, DotScaled<34, LevelsQ8_0>, s,
+              DotScaled4<34, LevelsQ8_0>};
     case DType::kQ4_0:
-      return {ActFormat::kQ8_0, QuantizeQ8_0, DotScaled<18, LevelsQ4_0>, s};
+      return {ActFormat::kQ8_0, QuantizeQ8_0, DotScaled<18, LevelsQ4_0>, s,
+              DotScaled4<18, LevelsQ4_0>};
     case DType::kQ5_0:
-      return {ActFormat::kQ8_0, QuantizeQ8_0, DotScaled<22, LevelsQ5_0>, s};
+      return {ActFormat::kQ8_0, QuantizeQ8_0, DotScaled<22, LevelsQ5_0>, s,
+              DotScaled4<22, LevelsQ5_0>};
     case DType::kQ4_1:
-      return {ActFormat::kQ8_1, QuantizeQ8_1, DotScaledMin<20, LevelsQ4_1>, s};
+      return {ActFormat::kQ8_1, QuantizeQ8_1, DotScaledMin<20, LevelsQ4_1>, s,
+              DotScaledMin4<20, LevelsQ4_1>};
     case DType::kQ5_1:
-      return {ActFormat::kQ8_1, QuantizeQ8_1, DotScaledMin<24, LevelsQ5_1>, s};
+      return {ActFormat::kQ8_1, QuantizeQ8_1, DotScaledMin<24, LevelsQ5_1>, s,
+              DotScaledMin4<24, LevelsQ5_1>};
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K:
+      return GetKQuantKernel(t);  // qdot_kquant_*.cc
     default:
       return {};
   }

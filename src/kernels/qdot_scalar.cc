@@ -6,6 +6,7 @@
 #include "kernels/convert.h"
 #include "kernels/matmul.h"
 #include "kernels/qdot.h"
+#include "kernels/qdot_kquant.h"
 
 namespace herd::kernels::scalar {
 namespace {
@@ -154,6 +155,10 @@ DotKernel GetKernel(DType t) {
       return {ActFormat::kQ8_1, QuantizeQ8_1, DotScaledMin<20, LevelsQ4_1>, s};
     case DType::kQ5_1:
       return {ActFormat::kQ8_1, QuantizeQ8_1, DotScaledMin<24, LevelsQ5_1>, s};
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+    case DType::kQ6_K:
+      return GetKQuantKernel(t);  // qdot_kquant_*.cc
     default:
       return {};
   }
