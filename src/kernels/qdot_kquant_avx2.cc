@@ -199,6 +199,54 @@ float DotAffineK(int64_t n, const uint8_t* w, const uint8_t* act) {
   return Hsum(acc) - _mm_cvtss_f32(m);
 }
 
+// 4 tokens at once (prefill): the levels and scales of each weight super-block are decoded once
+// for 4 activation rows; each row's arithmetic is DotAffineK's, in the same order.
+template <int kBytes, class Levels>
+void DotAffineK4(int64_t n, const uint8_t* w, const uint8_t* act, uint64_t stride, float* out) {
+  constexpr int kC = 4;
+  __m256 acc[kC];
+  __m128 acc_min[kC];
+  for (int c = 0; c < kC; ++c) acc[c] = _mm256_setzero_ps(), acc_min[c] = _mm_setzero_ps();
+  for (int64_t b = 0; b < n / kQK_K; ++b, w += kBytes) {
+    const __m256i sm16 = _mm256_cvtepu8_epi16(UnpackScalesMins(w + 4));
+    const __m128i m16 = _mm256_extracti128_si256(sm16, 1);
+    const __m256i scales = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm16));
+    const float dw = Half(w), mw = Half(w + 2);
+    const uint8_t* a[kC];
+    __m256i sum[kC];
+    for (int c = 0; c < kC; ++c) {
+      a[c] = act + c * stride + b * kQ8_KBytes;
+      const __m128i sub_sums =
+          _mm_hadd_epi16(Load16(a[c] + kBsumsAt), Load16(a[c] + kBsumsAt + 16));
+      const __m128i mins = _mm_madd_epi16(sub_sums, m16);
+      acc_min[c] = _mm_fmadd_ps(_mm_set1_ps(mw * LoadF32(a[c])), _mm_cvtepi32_ps(mins), acc_min[c]);
+      sum[c] = _mm256_setzero_si256();
+    }
+    Levels levels(w);
+    for (int g = 0; g < 4; ++g) {
+      __m256i lo, hi;
+      levels.Pair(g, &lo, &hi);
+      const __m256i s0 = _mm256_shuffle_epi8(scales, Pick(2 * g));
+      const __m256i s1 = _mm256_shuffle_epi8(scales, Pick(2 * g + 1));
+      for (int c = 0; c < kC; ++c) {
+        const uint8_t* q8 = a[c] + kQAt;
+        const __m256i p0 = _mm256_maddubs_epi16(lo, Load32(q8 + 64 * g));
+        const __m256i p1 = _mm256_maddubs_epi16(hi, Load32(q8 + 64 * g + 32));
+        sum[c] = _mm256_add_epi32(sum[c], _mm256_madd_epi16(p0, s0));
+        sum[c] = _mm256_add_epi32(sum[c], _mm256_madd_epi16(p1, s1));
+      }
+    }
+    for (int c = 0; c < kC; ++c)
+      acc[c] =
+          _mm256_fmadd_ps(_mm256_set1_ps(dw * LoadF32(a[c])), _mm256_cvtepi32_ps(sum[c]), acc[c]);
+  }
+  for (int c = 0; c < kC; ++c) {
+    __m128 m = _mm_add_ps(acc_min[c], _mm_movehl_ps(acc_min[c], acc_min[c]));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    out[c] = Hsum(acc[c]) - _mm_cvtss_f32(m);
+  }
+}
+
 // q6_K: the unsigned levels q (0..63) of each 32-element quarter k of a half (kquant.h) times the
 // activations, minus 32 * sum_j(scales[j] * bsums[j]) for the offset.
 float DotQ6_K(int64_t n, const uint8_t* w, const uint8_t* act) {
@@ -255,9 +303,11 @@ DotKernel GetKQuantKernel(DType t) {
   const Isa s = Isa::kAvx2;
   switch (t) {
     case DType::kQ4_K:
-      return {ActFormat::kQ8_K, QuantizeQ8_K, DotAffineK<kQ4KBytes, LevelsQ4_K>, s};
+      return {ActFormat::kQ8_K, QuantizeQ8_K, DotAffineK<kQ4KBytes, LevelsQ4_K>, s,
+              DotAffineK4<kQ4KBytes, LevelsQ4_K>};
     case DType::kQ5_K:
-      return {ActFormat::kQ8_K, QuantizeQ8_K, DotAffineK<kQ5KBytes, LevelsQ5_K>, s};
+      return {ActFormat::kQ8_K, QuantizeQ8_K, DotAffineK<kQ5KBytes, LevelsQ5_K>, s,
+              DotAffineK4<kQ5KBytes, LevelsQ5_K>};
     case DType::kQ6_K:
       return {ActFormat::kQ8_K, QuantizeQ8_K, DotQ6_K, s};
     default:
