@@ -327,10 +327,15 @@ TEST(QDot, FourTokenKernelsEqualTheOneTokenKernelBitForBit) {
     for (Isa isa : Levels()) {
       const DotKernel k = GetDotKernel(t, isa);
       if (!k.dot4) continue;
-      ASSERT_NE(k.quantize, nullptr);
       const uint64_t stride = ActRowBytes(k.act, n) + stride_pad;
       std::vector<uint8_t> act(4 * stride);
-      for (int c = 0; c < 4; ++c) k.quantize(&x[c * n], n, &act[c * stride]);
+      for (int c = 0; c < 4; ++c) {
+        if (k.quantize) {
+          k.quantize(&x[c * n], n, &act[c * stride]);
+        } else {
+          std::memcpy(&act[c * stride], &x[c * n], n * sizeof(float));
+        }
+      }
       float four[4];
       k.dot4(n, wq.data(), act.data(), stride, four);
       for (int c = 0; c < 4; ++c)
@@ -339,7 +344,7 @@ TEST(QDot, FourTokenKernelsEqualTheOneTokenKernelBitForBit) {
     }
   }
   if (BestIsa(DetectCpu()) >= Isa::kAvx2) {
-    EXPECT_GE(tested, 5);  // q8_0, q4_0, q5_0, q4_1, q5_1 at AVX2
+    EXPECT_GE(tested, 10);  // f32, f16, bf16, q8_0, q4_0, q5_0, q4_1, q5_1, q4_K, q5_K at AVX2
   }
 }
 

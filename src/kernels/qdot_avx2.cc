@@ -224,20 +224,41 @@ inline float ScalarBF16(const uint8_t* w, int64_t i) {
   return BF16ToF32(h);
 }
 
+// kC tokens at once; each weight vector is loaded (and converted) once for all of them. Every
+// token's sums are the same operations in the same order for any kC, so DotFloat4 equals DotFloat.
+template <int kC, __m256 (*Load)(const uint8_t*, int64_t), float (*Scalar)(const uint8_t*, int64_t)>
+void DotFloatN(int64_t n, const uint8_t* w, const uint8_t* act, uint64_t stride, float* out) {
+  const float* x[kC];
+  __m256 acc[kC][2];
+  for (int c = 0; c < kC; ++c) {
+    x[c] = reinterpret_cast<const float*>(act + c * stride);
+    acc[c][0] = acc[c][1] = _mm256_setzero_ps();
+  }
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 w0 = Load(w, i), w1 = Load(w, i + 8);
+    for (int c = 0; c < kC; ++c) {
+      acc[c][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[c] + i), acc[c][0]);
+      acc[c][1] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[c] + i + 8), acc[c][1]);
+    }
+  }
+  for (; i + 8 <= n; i += 8) {
+    const __m256 w0 = Load(w, i);
+    for (int c = 0; c < kC; ++c)
+      acc[c][0] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[c] + i), acc[c][0]);
+  }
+  for (int c = 0; c < kC; ++c) {
+    float sum = Hsum(_mm256_add_ps(acc[c][0], acc[c][1]));
+    for (int64_t j = i; j < n; ++j) sum += Scalar(w, j) * x[c][j];
+    out[c] = sum;
+  }
+}
+
 template <__m256 (*Load)(const uint8_t*, int64_t), float (*Scalar)(const uint8_t*, int64_t)>
 float DotFloat(int64_t n, const uint8_t* w, const uint8_t* act) {
-  const auto* x = reinterpret_cast<const float*>(act);
-  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                   _mm256_setzero_ps()};
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    for (int k = 0; k < 4; ++k)
-      acc[k] = _mm256_fmadd_ps(Load(w, i + 8 * k), _mm256_loadu_ps(x + i + 8 * k), acc[k]);
-  }
-  for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(Load(w, i), _mm256_loadu_ps(x + i), acc[0]);
-  float sum = Hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-  for (; i < n; ++i) sum += Scalar(w, i) * x[i];
-  return sum;
+  float out;
+  DotFloatN<1, Load, Scalar>(n, w, act, 0, &out);
+  return out;
 }
 
 }  // namespace
@@ -246,11 +267,14 @@ DotKernel GetKernel(DType t) {
   const Isa s = Isa::kAvx2;
   switch (t) {
     case DType::kF32:
-      return {ActFormat::kF32, nullptr, DotFloat<LoadF32, ScalarF32>, s};
+      return {ActFormat::kF32, nullptr, DotFloat<LoadF32, ScalarF32>, s,
+              DotFloatN<4, LoadF32, ScalarF32>};
     case DType::kF16:
-      return {ActFormat::kF32, nullptr, DotFloat<LoadF16, ScalarF16>, s};
+      return {ActFormat::kF32, nullptr, DotFloat<LoadF16, ScalarF16>, s,
+              DotFloatN<4, LoadF16, ScalarF16>};
     case DType::kBF16:
-      return {ActFormat::kF32, nullptr, DotFloat<LoadBF16, ScalarBF16>, s};
+      return {ActFormat::kF32, nullptr, DotFloat<LoadBF16, ScalarBF16>, s,
+              DotFloatN<4, LoadBF16, ScalarBF16>};
     case DType::kQ8_0:
       return {ActFormat::kQ8_0, QuantizeQ8_0, DotScaled<34, LevelsQ8_0>, s,
               DotScaled4<34, LevelsQ8_0>};
