@@ -12,6 +12,7 @@ void AddDetokenizeCommand(CLI::App& app, int* exit_code);
 void AddInitCommand(CLI::App& app, int* exit_code);
 void AddLogitsCommand(CLI::App& app, int* exit_code);
 void AddConvertCommand(CLI::App& app, int* exit_code);
+void AddQuantizeCommand(CLI::App& app, int* exit_code);
 void AddRunCommands(CLI::App& app, int* exit_code);  // run, chat
 void AddPerplexityCommand(CLI::App& app, int* exit_code);
 void AddBenchCommand(CLI::App& app, int* exit_code);

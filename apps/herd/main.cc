@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   herd::app::AddInitCommand(app, &exit_code);
   herd::app::AddLogitsCommand(app, &exit_code);
   herd::app::AddConvertCommand(app, &exit_code);
+  herd::app::AddQuantizeCommand(app, &exit_code);
   herd::app::AddRunCommands(app, &exit_code);
   herd::app::AddPerplexityCommand(app, &exit_code);
   herd::app::AddBenchCommand(app, &exit_code);

@@ -1,9 +1,11 @@
 #include "model/save.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "base/thread_pool.h"
 #include "io/gguf_writer.h"
 #include "io/mapped_file.h"
 #include "io/pth_writer.h"
@@ -28,33 +30,65 @@ struct OutTensor {
   std::shared_ptr<std::vector<uint8_t>> owned;
 };
 
-std::shared_ptr<std::vector<uint8_t>> Convert(const Weight& w, DType to) {
+std::shared_ptr<std::vector<uint8_t>> Convert(const Weight& w, DType to, ThreadPool* pool) {
   const int64_t rows = w.rows(), cols = w.cols();
   auto out = std::make_shared<std::vector<uint8_t>>(*BytesFor(to, w.numel()));
   const uint64_t in_row = w.n_bytes() / rows, out_row = out->size() / rows;
-  std::vector<float> row(cols);
-  for (int64_t r = 0; r < rows; ++r) {
-    kernels::DequantizeRow(w.dtype, w.data + r * in_row, cols, row.data());
-    kernels::QuantizeRow(to, row.data(), cols, out->data() + r * out_row);
+  // Rows are independent, so chunks of ~64 k elements go to the pool in any order and the bytes
+  // do not depend on the thread count.
+  const int64_t chunk = std::max<int64_t>(1, 65536 / std::max<int64_t>(cols, 1));
+  const int64_t n_chunks = (rows + chunk - 1) / chunk;
+  const int n_threads = pool ? pool->size() : 1;
+  std::vector<std::vector<float>> buffers(n_threads, std::vector<float>(cols));
+  auto run = [&](size_t index, int thread) {
+    float* row = buffers[thread].data();
+    const int64_t end = std::min<int64_t>(rows, (static_cast<int64_t>(index) + 1) * chunk);
+    for (int64_t r = static_cast<int64_t>(index) * chunk; r < end; ++r) {
+      kernels::DequantizeRow(w.dtype, w.data + r * in_row, cols, row);
+      kernels::QuantizeRow(to, row, cols, out->data() + r * out_row);
+    }
+  };
+  if (pool && n_chunks > 1) {
+    pool->ParallelFor(static_cast<size_t>(n_chunks), run);
+  } else {
+    for (int64_t i = 0; i < n_chunks; ++i) run(static_cast<size_t>(i), 0);
   }
   return out;
 }
 
 Result<std::vector<OutTensor>> Prepare(const LlamaConfig& c, const LlamaWeights& weights,
-                                       NamingScheme scheme, DType matrix_dtype, DType norm_dtype) {
-  std::vector<OutTensor> out;
+                                       NamingScheme scheme, DType matrix_dtype, DType norm_dtype,
+                                       const SaveOptions& o) {
+  // The plan first (dtype per tensor), so that progress can report totals.
+  struct Planned {
+    TensorId id;
+    const Weight* w;
+    DType to;
+  };
+  std::vector<Planned> plan;
+  SaveProgress progress;
   Status status;
   ForEachTensor(weights, [&](TensorId id, const Weight& w) {
     if (!status.ok()) return;
-    const DType to = w.shape.size() == 1 ? norm_dtype : matrix_dtype;
+    DType to = w.shape.size() == 1 ? norm_dtype : matrix_dtype;
+    if (w.shape.size() == 2 && o.tensor_dtype) to = o.tensor_dtype(id, w.shape);
     if (w.shape.size() == 2 && w.cols() % Info(to).block_size) {
       status = Status::Errorf("{}: rows of {} elements do not split into {} blocks of {}",
                               TensorName(scheme, id), w.cols(), Name(to), Info(to).block_size);
       return;
     }
+    plan.push_back({id, &w, to});
+    progress.elements_total += w.numel();
+    progress.bytes_total += *BytesFor(to, w.numel());
+  });
+  HERD_RETURN_IF_ERROR(status);
+  progress.n_tensors = static_cast<int>(plan.size());
+  std::vector<OutTensor> out;
+  for (const auto& [id, wp, to] : plan) {
+    const Weight& w = *wp;
     OutTensor t{id, TensorName(scheme, id), to, w.shape, w.data, w.n_bytes(), nullptr};
     if (w.dtype != to) {
-      t.owned = Convert(w, to);
+      t.owned = Convert(w, to, o.pool);
     }
     if (scheme == NamingScheme::kHf && (id.role == TensorRole::kWq || id.role == TensorRole::kWk)) {
       Weight src{to, w.shape, t.owned ? t.owned->data() : w.data};
@@ -63,9 +97,47 @@ Result<std::vector<OutTensor>> Prepare(const LlamaConfig& c, const LlamaWeights&
     }
     if (t.owned) t.data = t.owned->data(), t.n_bytes = t.owned->size();
     out.push_back(std::move(t));
-  });
-  HERD_RETURN_IF_ERROR(status);
+    if (o.progress) {
+      ++progress.tensors_done;
+      progress.name = out.back().name;
+      progress.dtype = to;
+      progress.elements_done += w.numel();
+      progress.bytes_done += out.back().n_bytes;
+      o.progress(progress);
+    }
+  }
   return out;
+}
+
+// llama.cpp's llama_ftype for a file whose matrices are all `t` (what its loader guesses for
+// such a file when general.file_type is absent); -1 for dtypes it has none for.
+int64_t LlamaFileTypeOf(DType t) {
+  switch (t) {
+    case DType::kF32:
+      return 0;
+    case DType::kF16:
+      return 1;
+    case DType::kQ4_0:
+      return 2;
+    case DType::kQ4_1:
+      return 3;
+    case DType::kQ8_0:
+      return 7;
+    case DType::kQ5_0:
+      return 8;
+    case DType::kQ5_1:
+      return 9;
+    case DType::kQ4_K:
+      return 15;
+    case DType::kQ5_K:
+      return 17;
+    case DType::kQ6_K:
+      return 18;
+    case DType::kBF16:
+      return 32;
+    default:
+      return -1;
+  }
 }
 
 Status WriteText(const fs::path& path, const std::string& text) {
@@ -129,7 +201,7 @@ Status SaveHf(const LlamaConfig& c, const LlamaWeights& w, const TokenizerData* 
     HERD_RETURN_IF_ERROR(
         WriteText(dir / "tokenizer_config.json", HfTokenizerConfigJson(*tok, o.chat_template)));
   }
-  HERD_ASSIGN_OR_RETURN(auto tensors, Prepare(c, w, NamingScheme::kHf, o.dtype, o.dtype));
+  HERD_ASSIGN_OR_RETURN(auto tensors, Prepare(c, w, NamingScheme::kHf, o.dtype, o.dtype, o));
   std::vector<TensorToWrite> out;
   for (const auto& t : tensors) out.push_back({t.name, t.dtype, t.shape, t.data, t.n_bytes});
   return WriteSafetensors((dir / "model.safetensors").string(), out, {{"format", "pt"}});
@@ -163,7 +235,7 @@ Status SaveMeta(const LlamaConfig& c, const LlamaWeights& w, const TokenizerData
       return Status::Errorf("copying {} to {}: {}", o.tokenizer_model_path,
                             (dir / "tokenizer.model").string(), ec.message());
   }
-  HERD_ASSIGN_OR_RETURN(auto tensors, Prepare(c, w, NamingScheme::kMeta, o.dtype, o.dtype));
+  HERD_ASSIGN_OR_RETURN(auto tensors, Prepare(c, w, NamingScheme::kMeta, o.dtype, o.dtype, o));
   for (int s = 0; s < n; ++s) {
     std::vector<TensorToWrite> out;
     std::vector<std::shared_ptr<std::vector<uint8_t>>> keep;
@@ -204,6 +276,8 @@ Status SaveGguf(const LlamaConfig& c, const LlamaWeights& w, const TokenizerData
   g.SetString("general.architecture", "llama");
   g.SetString("general.name", fs::path(path).stem().string());
   g.SetUint32("general.quantization_version", 2);
+  const int64_t file_type = o.gguf_file_type >= 0 ? o.gguf_file_type : LlamaFileTypeOf(o.dtype);
+  if (file_type >= 0) g.SetUint32("general.file_type", static_cast<uint32_t>(file_type));
   g.SetUint32("llama.context_length", c.max_seq_len);
   g.SetUint32("llama.embedding_length", c.dim);
   g.SetUint32("llama.block_count", c.n_layers);
@@ -225,7 +299,7 @@ Status SaveGguf(const LlamaConfig& c, const LlamaWeights& w, const TokenizerData
     }
   }
   if (!o.chat_template.empty()) g.SetString("tokenizer.chat_template", o.chat_template);
-  HERD_ASSIGN_OR_RETURN(auto tensors, Prepare(c, w, NamingScheme::kGguf, o.dtype, DType::kF32));
+  HERD_ASSIGN_OR_RETURN(auto tensors, Prepare(c, w, NamingScheme::kGguf, o.dtype, DType::kF32, o));
   std::vector<float> rope_freqs;
   if (c.rope_scaling) {  // llama.cpp's form of llama3 scaling: per-frequency divisors
     LlamaConfig plain = c;
@@ -246,6 +320,8 @@ Status SaveGguf(const LlamaConfig& c, const LlamaWeights& w, const TokenizerData
 
 Status SaveModel(const LlamaConfig& c, const LlamaWeights& w, const TokenizerData* tok,
                  const SaveOptions& o, const std::string& out) {
+  if (o.tensor_dtype && o.format != ModelFormat::kGguf)
+    return Status::Errorf("per-tensor dtypes need the GGUF format, not {}", FormatName(o.format));
   if (o.format == ModelFormat::kGguf) {
     if (fs::path(out).has_parent_path()) {
       std::error_code ec;
