@@ -227,6 +227,22 @@ TEST(Attention, CausalGqaMatchesFloat64) {
   }
 }
 
+// More query heads per kv head than are processed together (multi-query attention, 32:1).
+TEST(Attention, LargeGroupsAreSplit) {
+  const AttentionShape shape{32, 1, 8};
+  const int start = 5, n_tok = 2, n_pos = start + n_tok;
+  const auto q = RandomVec(n_tok * 256, 15), k = RandomVec(n_pos * 8, 16),
+             v = RandomVec(n_pos * 8, 17);
+  std::vector<float> out(n_tok * 256);
+  Attention(q.data(), k.data(), v.data(), n_tok, start, shape, out.data(), nullptr);
+  for (int t = 0; t < n_tok; ++t) {
+    for (int h = 0; h < 32; ++h) {
+      const auto want = AttentionReference(q, k, v, shape, start, t, h);
+      for (int i = 0; i < 8; ++i) EXPECT_NEAR(out[t * 256 + h * 8 + i], want[i], 1e-5) << t << h;
+    }
+  }
+}
+
 // The streaming softmax over many key tiles (a growing maximum forces rescaling), every KV cache
 // element type and every ISA level: equal to float64 attention over the keys and values as the
 // cache rounded them.

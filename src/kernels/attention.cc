@@ -42,7 +42,6 @@ void AttentionRange(const float* q, const KVRows& kv, int64_t start_pos, const A
 void Attention(const float* q, const KVRows& kv, int64_t n_tokens, int64_t start_pos,
                const AttentionShape& s, float* out, ThreadPool* pool, Isa isa) {
   CHECK(s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0);
-  CHECK(s.n_heads / s.n_kv_heads <= attention_impl::kMaxGroup);
   CHECK(kv.dtype == DType::kF32 || kv.dtype == DType::kF16 || kv.dtype == DType::kBF16);
   auto range = isa >= Isa::kAvx2 ? avx2::AttentionRange : scalar::AttentionRange;
   const size_t n_items = static_cast<size_t>(n_tokens) * s.n_kv_heads;

@@ -21,14 +21,14 @@ struct BF16Elem {
 
 // Keys per tile: the scores of a tile for a group of query heads fit in a small stack array.
 constexpr int kTile = 64;
-constexpr int kMaxGroup = 16;  // query heads per kv head (Llama 3: 4 or 8)
-constexpr int kMaxHeadDim = 256;
+constexpr int kMaxGroup = 16;  // query heads handled together (Llama 3 groups: 4 or 8)
 
-// Items [item_begin, item_end): item = token * n_kv_heads + kv head.
+// Query heads [g0, g0 + group) of each item's kv head (group <= kMaxGroup).
 template <typename Ops, typename T>
-void AttentionRange(const float* q, const KVRows& kv, int64_t start_pos, const AttentionShape& s,
-                    float* out, size_t item_begin, size_t item_end) {
-  const int group = s.n_heads / s.n_kv_heads, d = s.head_dim;
+void AttentionRangeHeads(const float* q, const KVRows& kv, int64_t start_pos,
+                         const AttentionShape& s, float* out, size_t item_begin, size_t item_end,
+                         int g0, int group) {
+  const int heads_per_kv = s.n_heads / s.n_kv_heads, d = s.head_dim;
   const int64_t q_stride = int64_t{s.n_heads} * d;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
   const T* k = static_cast<const T*>(kv.k);
@@ -37,8 +37,9 @@ void AttentionRange(const float* q, const KVRows& kv, int64_t start_pos, const A
     const int64_t t = static_cast<int64_t>(item) / s.n_kv_heads;
     const int kvh = static_cast<int>(item % s.n_kv_heads);
     const int64_t n_keys = start_pos + t + 1;
-    const float* qg = q + t * q_stride + int64_t{kvh} * group * d;  // the group's query heads
-    float* og = out + t * q_stride + int64_t{kvh} * group * d;
+    const int64_t first_head = int64_t{kvh} * heads_per_kv + g0;
+    const float* qg = q + t * q_stride + first_head * d;  // the heads' queries, adjacent
+    float* og = out + t * q_stride + first_head * d;
     float max[kMaxGroup], sum[kMaxGroup];
     for (int g = 0; g < group; ++g) max[g] = -INFINITY, sum[g] = 0;
     std::fill(og, og + int64_t{group} * d, 0.0f);
@@ -69,6 +70,18 @@ void AttentionRange(const float* q, const KVRows& kv, int64_t start_pos, const A
       }
     }
     for (int g = 0; g < group; ++g) Ops::Scale(og + g * d, sum[g] > 0 ? 1.0f / sum[g] : 0.0f, d);
+  }
+}
+
+// Items [item_begin, item_end): item = token * n_kv_heads + kv head. The query heads of a kv head
+// are processed kMaxGroup at a time (all at once for Llama 3's groups).
+template <typename Ops, typename T>
+void AttentionRange(const float* q, const KVRows& kv, int64_t start_pos, const AttentionShape& s,
+                    float* out, size_t item_begin, size_t item_end) {
+  const int heads_per_kv = s.n_heads / s.n_kv_heads;
+  for (int g0 = 0; g0 < heads_per_kv; g0 += kMaxGroup) {
+    AttentionRangeHeads<Ops, T>(q, kv, start_pos, s, out, item_begin, item_end, g0,
+                                std::min(kMaxGroup, heads_per_kv - g0));
   }
 }
 
