@@ -136,18 +136,14 @@ inline __m256i LevelsQ5_1(const uint8_t* b) {
   return _mm256_or_si256(Nibbles(b + 8), FifthBits(b + 4));
 }
 
-// kAcc accumulators, block b into acc[b % kAcc]: 2 break the FMA latency chain (q4_0 / q5_0 decode
-// ran at one block per FMA latency with one); q8_0 keeps ggml's single chain, so the SmolLM2 output
-// matmul sums as llama.cpp's does.
-template <int kBytes, __m256i (*Levels)(const uint8_t*), int kAcc>
+template <int kBytes, __m256i (*Levels)(const uint8_t*)>
 float DotScaled(int64_t n, const uint8_t* w, const uint8_t* act) {
-  __m256 acc[kAcc];
-  for (int k = 0; k < kAcc; ++k) acc[k] = _mm256_setzero_ps();
+  __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / kQK; ++b, w += kBytes, act += kQ8_0Bytes) {
     const __m256 d = _mm256_set1_ps(Half(w) * Half(act));
-    acc[b % kAcc] = _mm256_fmadd_ps(d, DotS8S8(Levels(w), Load32(act + 2)), acc[b % kAcc]);
+    acc = _mm256_fmadd_ps(d, DotS8S8(Levels(w), Load32(act + 2)), acc);
   }
-  return Hsum(kAcc == 1 ? acc[0] : _mm256_add_ps(acc[0], acc[kAcc - 1]));
+  return Hsum(acc);
 }
 
 template <int kBytes, __m256i (*Levels)(const uint8_t*)>
@@ -166,12 +162,11 @@ float DotScaledMin(int64_t n, const uint8_t* w, const uint8_t* act) {
 
 // 4-token versions: the weight block's levels are decoded once and used for 4 activation rows;
 // each row's operations are those of the 1-token kernels above, in the same order.
-template <int kBytes, __m256i (*Levels)(const uint8_t*), int kAcc>
+template <int kBytes, __m256i (*Levels)(const uint8_t*)>
 void DotScaled4(int64_t n, const uint8_t* w, const uint8_t* act, uint64_t stride, float* out) {
   constexpr int kC = 4;
-  __m256 acc[kAcc][kC];
-  for (int k = 0; k < kAcc; ++k)
-    for (int c = 0; c < kC; ++c) acc[k][c] = _mm256_setzero_ps();
+  __m256 acc[kC];
+  for (int c = 0; c < kC; ++c) acc[c] = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / kQK; ++b, w += kBytes) {
     const __m256i levels = Levels(w);
     const __m256i abs = _mm256_sign_epi8(levels, levels);
@@ -179,12 +174,10 @@ void DotScaled4(int64_t n, const uint8_t* w, const uint8_t* act, uint64_t stride
     for (int c = 0; c < kC; ++c) {
       const uint8_t* a = act + c * stride + b * kQ8_0Bytes;
       const __m256 d = _mm256_set1_ps(dw * Half(a));
-      __m256& sum = acc[b % kAcc][c];
-      sum = _mm256_fmadd_ps(d, DotU8S8(abs, _mm256_sign_epi8(Load32(a + 2), levels)), sum);
+      acc[c] = _mm256_fmadd_ps(d, DotU8S8(abs, _mm256_sign_epi8(Load32(a + 2), levels)), acc[c]);
     }
   }
-  for (int c = 0; c < kC; ++c)
-    out[c] = Hsum(kAcc == 1 ? acc[0][c] : _mm256_add_ps(acc[0][c], acc[kAcc - 1][c]));
+  for (int c = 0; c < kC; ++c) out[c] = Hsum(acc[c]);
 }
 
 template <int kBytes, __m256i (*Levels)(const uint8_t*)>
@@ -283,14 +276,14 @@ DotKernel GetKernel(DType t) {
       return {ActFormat::kF32, nullptr, DotFloat<LoadBF16, ScalarBF16>, s,
               DotFloatN<4, LoadBF16, ScalarBF16>};
     case DType::kQ8_0:
-      return {ActFormat::kQ8_0, QuantizeQ8_0, DotScaled<34, LevelsQ8_0, 1>, s,
-              DotScaled4<34, LevelsQ8_0, 1>};
+      return {ActFormat::kQ8_0, QuantizeQ8_0, DotScaled<34, LevelsQ8_0>, s,
+              DotScaled4<34, LevelsQ8_0>};
     case DType::kQ4_0:
-      return {ActFormat::kQ8_0, QuantizeQ8_0, DotScaled<18, LevelsQ4_0, 2>, s,
-              DotScaled4<18, LevelsQ4_0, 2>};
+      return {ActFormat::kQ8_0, QuantizeQ8_0, DotScaled<18, LevelsQ4_0>, s,
+              DotScaled4<18, LevelsQ4_0>};
     case DType::kQ5_0:
-      return {ActFormat::kQ8_0, QuantizeQ8_0, DotScaled<22, LevelsQ5_0, 2>, s,
-              DotScaled4<22, LevelsQ5_0, 2>};
+      return {ActFormat::kQ8_0, QuantizeQ8_0, DotScaled<22, LevelsQ5_0>, s,
+              DotScaled4<22, LevelsQ5_0>};
     case DType::kQ4_1:
       return {ActFormat::kQ8_1, QuantizeQ8_1, DotScaledMin<20, LevelsQ4_1>, s,
               DotScaledMin4<20, LevelsQ4_1>};
