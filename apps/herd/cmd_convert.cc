@@ -1,12 +1,13 @@
-// herd convert IN OUT --format hf|meta|gguf [--dtype
-// f32|bf16|f16|q8_0|q4_0|q4_1|q5_0|q5_1|q4_k|q5_k|q6_k] [--shards N] Loads a model in any format
-// herd reads and writes it in another (block formats: GGUF only). The tokenizer travels with it
+// herd convert IN OUT --format hf|meta|gguf [--dtype DTYPE] [--shards N] [--threads T]
+//   DTYPE: f32|bf16|f16 (any format), q8_0|q4_0|q4_1|q5_0|q5_1|q4_k|q5_k|q6_k (GGUF only)
+// Loads a model in any format herd reads and writes it in another. The tokenizer travels with it
 // when the input has one.
 #include <cstdio>
 #include <string>
 
 #include "apps/herd/commands.h"
 #include "apps/herd/model_common.h"
+#include "base/thread_pool.h"
 #include "base/timer.h"
 #include "model/save.h"
 #include "tokenizer/load.h"
@@ -16,7 +17,7 @@ namespace {
 
 struct ConvertOptions {
   std::string in, out, format, dtype = "bf16";
-  int shards = 1;
+  int shards = 1, threads = 0;
 };
 
 int RunConvert(const ConvertOptions& o) {
@@ -35,6 +36,8 @@ int RunConvert(const ConvertOptions& o) {
   auto tok = LoadTokenizerData(model->files.root);
   if (!tok.ok())
     std::fprintf(stderr, "herd: no tokenizer written (%s)\n", tok.status().message().c_str());
+  ThreadPool pool(o.threads);
+  save.pool = &pool;
   Status st = SaveModel(model->config, model->weights, tok.ok() ? &*tok : nullptr, save, o.out);
   if (!st.ok()) return Fail(st.message());
   std::fprintf(stderr, "herd: wrote %s (%s, %s) in %.1f s\n", o.out.c_str(),
@@ -56,6 +59,7 @@ void AddConvertCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--shards", o.shards, "Meta format: model-parallel shards")
       ->capture_default_str();
+  cmd->add_option("--threads", o.threads, "Threads converting rows (0 = all cores)");
   cmd->callback([exit_code] { *exit_code = RunConvert(o); });
 }
 
