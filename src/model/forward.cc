@@ -1,7 +1,6 @@
 #include "model/forward.h"
 
 #include <cmath>
-#include <cstring>
 
 #include "base/check.h"
 #include "kernels/attention.h"
