@@ -1,9 +1,12 @@
-// The Llama forward pass (cf. Meta's reference model.py), float32, multi-threaded:
+// The Llama forward pass (cf. Meta's reference model.py), multi-threaded:
 //   h = embed(tokens)
 //   for each layer:  h = h + Attention(RMSNorm(h)),  h = h + FeedForward(RMSNorm(h))
 //   logits = output(RMSNorm(h))
 // Attention: q, k, v projections, RoPE on q and k, append k and v to the sequence's KV cache,
 // causal GQA attention, output projection. FeedForward: w2(silu(w1 x) * w3 x).
+// Activations are float32; each matmul multiplies the weights in their storage dtype,
+// quantising its input to 8 bits per block for the block formats as llama.cpp does
+// (kernels/qdot.h); the KV cache holds f16 by default.
 #pragma once
 
 #include <span>
