@@ -13,17 +13,12 @@
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/quant.h"
+#include "kernels_test_util.h"
 
 namespace herd::kernels {
 namespace {
 
-std::vector<float> RandomVec(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using testing::RandomVec;
 
 // float64 value of an f16 bit pattern, from the definition.
 double F16Exact(uint16_t h) {

@@ -22,32 +22,16 @@
 #include "base/dtype.h"
 #include "kernels/convert.h"
 #include "kernels/quant.h"
+#include "kernels_test_util.h"
 
 namespace herd::kernels {
 namespace {
 
+using testing::Dequantize;
+using testing::Quantize;
+using testing::RandomVec;
+
 constexpr DType kKTypes[] = {DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
-
-std::vector<float> RandomVec(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
-std::vector<uint8_t> Quantize(DType t, const std::vector<float>& x) {
-  std::vector<uint8_t> q(*BytesFor(t, x.size()));
-  QuantizeRow(t, x.data(), static_cast<int64_t>(x.size()), q.data());
-  return q;
-}
-
-std::vector<float> Dequantize(DType t, const std::vector<uint8_t>& q, size_t n) {
-  EXPECT_EQ(q.size(), *BytesFor(t, n));
-  std::vector<float> y(n);
-  DequantizeRow(t, q.data(), static_cast<int64_t>(n), y.data());
-  return y;
-}
 
 uint16_t U16At(const std::vector<uint8_t>& q, size_t i) {
   return static_cast<uint16_t>(q[i] | q[i + 1] << 8);

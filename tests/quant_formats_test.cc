@@ -20,34 +20,18 @@
 #include "kernels/convert.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
+#include "kernels_test_util.h"
 
 namespace herd::kernels {
 namespace {
 
+using testing::Dequantize;
+using testing::Quantize;
+using testing::RandomVec;
+
 constexpr DType kNewTypes[] = {DType::kQ4_1, DType::kQ5_0, DType::kQ5_1};
 constexpr DType kBlockTypes[] = {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
                                  DType::kQ8_0};
-
-std::vector<float> RandomVec(size_t n, uint32_t seed, float scale = 1.0f, float offset = 0.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(offset, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
-std::vector<uint8_t> Quantize(DType t, const std::vector<float>& x) {
-  std::vector<uint8_t> q(*BytesFor(t, x.size()));
-  QuantizeRow(t, x.data(), static_cast<int64_t>(x.size()), q.data());
-  return q;
-}
-
-std::vector<float> Dequantize(DType t, const std::vector<uint8_t>& q, size_t n) {
-  EXPECT_EQ(q.size(), *BytesFor(t, n));
-  std::vector<float> y(n);
-  DequantizeRow(t, q.data(), static_cast<int64_t>(n), y.data());
-  return y;
-}
 
 TEST(QuantFormats, BlockSizesAreGgmls) {
   // ggml: q4_1 = 2 + 2 + 16, q5_0 = 2 + 4 + 16, q5_1 = 2 + 2 + 4 + 16 bytes per 32 elements.
