@@ -10,7 +10,6 @@
 #include "base/thread_pool.h"
 #include "base/timer.h"
 #include "model/save.h"
-#include "tokenizer/load.h"
 
 namespace herd::app {
 namespace {
@@ -30,15 +29,12 @@ int RunConvert(const ConvertOptions& o) {
   save.dtype = *dtype;
   save.meta_shards = o.shards;
   Timer timer;
-  auto model = LoadModel(o.in);
-  if (!model.ok()) return Fail(model.status().message());
-  for (const auto& w : model->warnings) std::fprintf(stderr, "herd: warning: %s\n", w.c_str());
-  auto tok = LoadTokenizerData(model->files.root);
-  if (!tok.ok())
-    std::fprintf(stderr, "herd: no tokenizer written (%s)\n", tok.status().message().c_str());
+  auto loaded = LoadForSaving(o.in);
+  if (!loaded) return 1;
   ThreadPool pool(o.threads);
   save.pool = &pool;
-  Status st = SaveModel(model->config, model->weights, tok.ok() ? &*tok : nullptr, save, o.out);
+  Status st = SaveModel(loaded->model.config, loaded->model.weights, loaded->tokenizer_or_null(),
+                        save, o.out);
   if (!st.ok()) return Fail(st.message());
   std::fprintf(stderr, "herd: wrote %s (%s, %s) in %.1f s\n", o.out.c_str(),
                FormatName(save.format), o.dtype.c_str(), timer.Seconds());

@@ -19,7 +19,6 @@
 #include "base/timer.h"
 #include "model/quant_policy.h"
 #include "model/save.h"
-#include "tokenizer/load.h"
 
 namespace herd::app {
 namespace {
@@ -103,12 +102,9 @@ int RunQuantize(const QuantizeOptions& o) {
   if (o.threads < 0) return Fail("--threads must be >= 0 (0 = all cores)");
   if (Status st = CheckWritable(o.out); !st.ok()) return Fail(st.message());
   Timer timer;
-  auto model = LoadModel(o.in);
-  if (!model.ok()) return Fail(model.status().message());
-  for (const auto& w : model->warnings) std::fprintf(stderr, "herd: warning: %s\n", w.c_str());
-  auto tok = LoadTokenizerData(model->files.root);
-  if (!tok.ok())
-    std::fprintf(stderr, "herd: no tokenizer written (%s)\n", tok.status().message().c_str());
+  auto loaded = LoadForSaving(o.in);
+  if (!loaded) return 1;
+  const Model* model = &loaded->model;
 
   const LlamaConfig& config = model->config;
   const bool tied = model->weights.tied;
@@ -151,7 +147,7 @@ int RunQuantize(const QuantizeOptions& o) {
                FormatName(model->files.format), in_desc.c_str(),
                std::string(QuantTypeName(*type)).c_str(), pool.size());
 
-  Status st = SaveModel(config, model->weights, tok.ok() ? &*tok : nullptr, save, o.out);
+  Status st = SaveModel(config, model->weights, loaded->tokenizer_or_null(), save, o.out);
   if (!st.ok()) return Fail(st.message());
   std::string mix;
   for (const auto& [name, n] : out_types)

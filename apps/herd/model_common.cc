@@ -65,6 +65,20 @@ std::optional<DType> ParseCacheTypeFlag(const std::string& flag) {
   return t;
 }
 
+std::optional<ModelToSave> LoadForSaving(const std::string& path) {
+  auto model = LoadModel(path);
+  if (!model.ok()) return Fail(model.status().message()), std::nullopt;
+  for (const auto& w : model->warnings) std::fprintf(stderr, "herd: warning: %s\n", w.c_str());
+  ModelToSave out{std::move(model).value(), std::nullopt};
+  auto tok = LoadTokenizerData(out.model.files.root);
+  if (tok.ok()) {
+    out.tokenizer = std::move(tok).value();
+  } else {
+    std::fprintf(stderr, "herd: no tokenizer written (%s)\n", tok.status().message().c_str());
+  }
+  return out;
+}
+
 std::optional<LoadedModel> LoadForInference(const std::string& path, int ctx, DType cache_type,
                                             bool need_tokenizer, bool quiet) {
   auto files = FindModelFiles(path);

@@ -8,6 +8,7 @@
 
 #include "base/dtype.h"
 #include "model/load.h"
+#include "tokenizer/load.h"
 #include "tokenizer/tokenizer.h"
 
 namespace herd::app {
@@ -28,6 +29,15 @@ std::optional<LoadedModel> LoadForInference(const std::string& path, int ctx, DT
 std::optional<DType> ParseCacheTypeFlag(const std::string& flag);
 inline constexpr const char* kCacheTypeHelp =
     "KV cache element type: f16 (default, as llama.cpp), bf16 or f32 (exact)";
+
+// A model loaded to be written out again (convert, quantize): its load warnings printed, and its
+// tokenizer if it has one (a note on stderr says none will be written otherwise).
+struct ModelToSave {
+  Model model;
+  std::optional<TokenizerData> tokenizer;
+  const TokenizerData* tokenizer_or_null() const { return tokenizer ? &*tokenizer : nullptr; }
+};
+std::optional<ModelToSave> LoadForSaving(const std::string& path);
 
 // Prints "herd: <message>" to stderr; returns 1 (the exit code).
 int Fail(const std::string& message);
