@@ -1,5 +1,6 @@
 """Shared fixtures: the herd binary, the three forms of the Llama 3 tokenizer, tiktoken, and the large
 generated inputs (corpus and fuzz strings, built by committed tools/ scripts into build/test_data)."""
+import hashlib
 import lzma
 import os
 import pathlib
@@ -23,6 +24,14 @@ def herd_home():
         return pathlib.Path(os.environ["HERD_HOME"])
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     return pathlib.Path(cache) / "herd"
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 @pytest.fixture(scope="session")

@@ -70,7 +70,6 @@ only margins below 1e-3 (the golden's "ambiguous" steps), MARGIN_TOL is 1e-3, th
 steps are compared with llama.cpp's batch path (batch_steps_top2) and the logits must be within
 1e-4 per position.
 """
-import hashlib
 import json
 import os
 import pathlib
@@ -78,6 +77,8 @@ import subprocess
 
 import numpy as np
 import pytest
+
+from conftest import herd_home, sha256_file
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GOLDEN = json.loads((ROOT / "tests/golden/smollm2/llamacpp_goldens.json").read_text())
@@ -93,13 +94,6 @@ REGENERATE = ("the golden comes from `python3 tools/gen_llamacpp_goldens.py` (se
               "for the llama.cpp setup)")
 
 
-def herd_home():
-    if os.environ.get("HERD_HOME"):
-        return pathlib.Path(os.environ["HERD_HOME"])
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return pathlib.Path(cache) / "herd"
-
-
 @pytest.fixture(scope="module")
 def model():
     override = os.environ.get("HERD_LLAMACPP_MODEL")
@@ -107,12 +101,9 @@ def model():
     if not path.exists():
         pytest.skip(f"{path} missing: the default model is installed by scripts/setup")
     if not override:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        assert h.hexdigest() == GOLDEN["model"]["sha256"], (
-            f"{path} has sha256 {h.hexdigest()}, the golden was made on "
+        digest = sha256_file(path)
+        assert digest == GOLDEN["model"]["sha256"], (
+            f"{path} has sha256 {digest}, the golden was made on "
             f"{GOLDEN['model']['sha256']} ({GOLDEN['model']['source']}); rerun scripts/setup")
     return str(path)
 

@@ -30,27 +30,14 @@ import subprocess
 
 import pytest
 
+from conftest import herd_home, sha256_file
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GOLDEN = json.loads((ROOT / "tests/golden/smollm2/perplexity_golden.json").read_text())
 GPL3_PATH = "/usr/share/common-licenses/GPL-3"
 REL_TOL = 0.01
 REGENERATE = ("the golden comes from `python3 tools/gen_perplexity_golden.py` (llama.cpp built by "
               "bench/build_llamacpp.sh)")
-
-
-def herd_home():
-    if os.environ.get("HERD_HOME"):
-        return pathlib.Path(os.environ["HERD_HOME"])
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return pathlib.Path(cache) / "herd"
-
-
-def sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")
