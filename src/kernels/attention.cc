@@ -39,11 +39,15 @@ void AttentionRange(const float* q, const KVRows& kv, int64_t start_pos, const A
 
 }  // namespace scalar
 
+AttentionRangeFn GetAttentionRange(Isa isa) {
+  return isa >= Isa::kAvx2 ? avx2::AttentionRange : scalar::AttentionRange;
+}
+
 void Attention(const float* q, const KVRows& kv, int64_t n_tokens, int64_t start_pos,
                const AttentionShape& s, float* out, ThreadPool* pool, Isa isa) {
   CHECK(s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0);
   CHECK(kv.dtype == DType::kF32 || kv.dtype == DType::kF16 || kv.dtype == DType::kBF16);
-  auto range = isa >= Isa::kAvx2 ? avx2::AttentionRange : scalar::AttentionRange;
+  const AttentionRangeFn range = GetAttentionRange(isa);
   const size_t n_items = static_cast<size_t>(n_tokens) * s.n_kv_heads;
   // Later tokens attend to more keys: hand items out one by one, last token first.
   auto run = [&](size_t i, int) {

@@ -44,6 +44,15 @@ void Attention(const float* q, const KVRows& kv, int64_t n_tokens, int64_t start
 void Attention(const float* q, const float* k, const float* v, int64_t n_tokens, int64_t start_pos,
                const AttentionShape& shape, float* out, ThreadPool* pool);
 
+// Runs items [item_begin, item_end) of Attention's work, item = token * n_kv_heads + kv head (q
+// and out point at token 0's row). What Attention runs on each thread, for callers that put many
+// sequences' attention into one parallel loop (model/forward.cc's batched step).
+using AttentionRangeFn = void (*)(const float* q, const KVRows& kv, int64_t start_pos,
+                                  const AttentionShape& s, float* out, size_t item_begin,
+                                  size_t item_end);
+// The implementation Attention uses at `isa`.
+AttentionRangeFn GetAttentionRange(Isa isa);
+
 // The per-ISA implementations (attention_impl.h instantiated in attention.cc / attention_avx2.cc).
 namespace scalar {
 void AttentionRange(const float* q, const KVRows& kv, int64_t start_pos, const AttentionShape& s,

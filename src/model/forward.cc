@@ -1,5 +1,6 @@
 #include "model/forward.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "base/check.h"
@@ -44,40 +45,99 @@ void KVCache::Truncate(int n) {
 
 namespace {
 
-// Prompts are processed in chunks of this many tokens, so activations stay bounded
-// (chunk x ffn_dim floats) however long the prompt.
+// Rows (tokens of all sequences together) are processed in chunks of at most this many, so
+// activations stay bounded (chunk x ffn_dim floats) however long the prompts.
 constexpr int kChunk = 256;
 
-// Activations of one chunk of m tokens.
+// One sequence's rows within a chunk: rows row0 .. row0 + n - 1 run `tokens` at positions
+// pos0 .. pos0 + n - 1 of `cache` (pos0 = cache->size() when the chunk starts); the logits of the
+// last n_out of them are wanted.
+struct Segment {
+  KVCache* cache = nullptr;
+  const int* tokens = nullptr;
+  int row0 = 0, n = 0, pos0 = 0, n_out = 0;
+};
+
+// Activations of one chunk of up to m rows. Buffers only grow: one Scratch per calling thread is
+// reused across calls, so a decode step allocates nothing once the first step has run.
 struct Scratch {
   std::vector<float> x, xn, q, k, v, att, tmp, gate, up, cos, sin;
-  Scratch(const LlamaConfig& c, int m) {
+  std::vector<Segment> segs;            // the chunk's segments
+  std::vector<int64_t> first_att_item;  // attention items before each segment (+ the total)
+
+  void Reserve(const LlamaConfig& c, int m) {
     const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
-    x.resize(m * c.dim), xn.resize(m * c.dim), tmp.resize(m * c.dim);
-    q.resize(m * q_dim), att.resize(m * q_dim), k.resize(m * kv), v.resize(m * kv);
-    gate.resize(int64_t{m} * c.ffn_dim), up.resize(int64_t{m} * c.ffn_dim);
-    cos.resize(m * c.head_dim / 2), sin.resize(m * c.head_dim / 2);
+    auto grow = [](std::vector<float>& v, int64_t n) {
+      if (v.size() < static_cast<size_t>(n)) v.resize(n);
+    };
+    grow(x, m * c.dim), grow(xn, m * c.dim), grow(tmp, m * c.dim);
+    grow(q, m * q_dim), grow(att, m * q_dim), grow(k, m * kv), grow(v, m * kv);
+    grow(gate, int64_t{m} * c.ffn_dim), grow(up, int64_t{m} * c.ffn_dim);
+    grow(cos, int64_t{m} * (c.head_dim / 2)), grow(sin, int64_t{m} * (c.head_dim / 2));
   }
 };
 
-// Angles in double (pos * inv_freq reaches 10^5 radians at long context; float32 would lose
-// ~1e-2 of it), rounded to float once.
-void RopeTables(const Model& model, int pos0, int m, Scratch* s) {
+Scratch& ThreadScratch() {
+  thread_local Scratch scratch;
+  return scratch;
+}
+
+// Row r's cos / sin at its own position. Angles in double (pos * inv_freq reaches 10^5 radians at
+// long context; float32 would lose ~1e-2 of it), rounded to float once.
+void RopeTables(const Model& model, std::span<const Segment> segs, Scratch* s) {
   const size_t half = model.rope_inv_freq.size();
-  for (int t = 0; t < m; ++t) {
-    for (size_t i = 0; i < half; ++i) {
-      const double angle = static_cast<double>(pos0 + t) * model.rope_inv_freq[i];
-      s->cos[t * half + i] = static_cast<float>(std::cos(angle));
-      s->sin[t * half + i] = static_cast<float>(std::sin(angle));
+  for (const Segment& g : segs) {
+    for (int t = 0; t < g.n; ++t) {
+      const size_t row = static_cast<size_t>(g.row0 + t);
+      for (size_t i = 0; i < half; ++i) {
+        const double angle = static_cast<double>(g.pos0 + t) * model.rope_inv_freq[i];
+        s->cos[row * half + i] = static_cast<float>(std::cos(angle));
+        s->sin[row * half + i] = static_cast<float>(std::sin(angle));
+      }
     }
   }
 }
 
-void AttentionBlock(const Model& model, int layer, int m, KVCache* cache, Scratch* s,
+// kernels::Attention for every segment (each over its own cache, from its own position) in one
+// parallel region: items are (segment, token, kv head) and each runs exactly the code
+// kernels::Attention runs for that (token, kv head), so a row's result does not depend on the
+// other rows. One region instead of one per segment keeps all threads busy in a decode step,
+// where a segment alone has only n_kv_heads items.
+void SegmentAttention(const LlamaConfig& c, int layer, std::span<const Segment> segs, Scratch* s,
+                      ThreadPool* pool) {
+  CHECK(c.n_kv_heads > 0 && c.n_heads % c.n_kv_heads == 0);
+  const kernels::AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
+  const kernels::AttentionRangeFn range = kernels::GetAttentionRange(ActiveIsa());
+  const int64_t q_dim = int64_t{c.n_heads} * c.head_dim;
+  auto& first = s->first_att_item;
+  first.assign(1, 0);
+  for (const Segment& g : segs) first.push_back(first.back() + int64_t{g.n} * c.n_kv_heads);
+  const int64_t n_items = first.back();
+  auto run_items = [&](size_t seg, int64_t begin, int64_t end) {
+    const Segment& g = segs[seg];
+    const int64_t row = int64_t{g.row0} * q_dim;
+    range(s->q.data() + row, g.cache->Rows(layer), g.pos0, shape, s->att.data() + row,
+          static_cast<size_t>(begin), static_cast<size_t>(end));
+  };
+  if (!pool || n_items <= 1) {
+    for (size_t i = 0; i < segs.size(); ++i) run_items(i, 0, first[i + 1] - first[i]);
+    return;
+  }
+  // Later tokens of a segment attend to more keys: hand items out from the end, as
+  // kernels::Attention does.
+  pool->ParallelFor(n_items, [&](size_t i, int) {
+    const int64_t item = n_items - 1 - static_cast<int64_t>(i);
+    const size_t seg = std::upper_bound(first.begin(), first.end(), item) - first.begin() - 1;
+    const int64_t local = item - first[seg];
+    run_items(seg, local, local + 1);
+  });
+}
+
+void AttentionBlock(const Model& model, int layer, std::span<const Segment> segs, int m, Scratch* s,
                     ThreadPool* pool) {
   const LlamaConfig& c = model.config;
   const LayerWeights& w = model.weights.layers[layer];
-  const int pos0 = cache->size(), half = c.head_dim / 2;
+  const int half = c.head_dim / 2;
   const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
   for (int t = 0; t < m; ++t)
     kernels::RMSNorm(&s->x[t * c.dim], w.attn_norm.f32(), c.dim, c.norm_eps, &s->xn[t * c.dim]);
@@ -91,9 +151,9 @@ void AttentionBlock(const Model& model, int layer, int m, KVCache* cache, Scratc
     kernels::RopeInterleaved(&s->q[t * q_dim], c.n_heads, c.head_dim, cos, sin);
     kernels::RopeInterleaved(&s->k[t * kv], c.n_kv_heads, c.head_dim, cos, sin);
   }
-  cache->Store(layer, pos0, m, s->k.data(), s->v.data());
-  kernels::Attention(s->q.data(), cache->Rows(layer), m, pos0,
-                     {c.n_heads, c.n_kv_heads, c.head_dim}, s->att.data(), pool);
+  for (const Segment& g : segs)
+    g.cache->Store(layer, g.pos0, g.n, &s->k[g.row0 * kv], &s->v[g.row0 * kv]);
+  SegmentAttention(c, layer, segs, s, pool);
   kernels::MatMul(w.wo.mat(), s->att.data(), m, s->tmp.data(), pool);  // [m, dim]
   kernels::Add(s->x.data(), s->tmp.data(), int64_t{m} * c.dim);
 }
@@ -111,33 +171,75 @@ void FeedForwardBlock(const Model& model, int layer, int m, Scratch* s, ThreadPo
   kernels::Add(s->x.data(), s->tmp.data(), int64_t{m} * c.dim);
 }
 
-// Runs m tokens; writes logits of the last `n_out` of them to `out` ([n_out, vocab]).
-void ForwardChunk(const Model& model, std::span<const int> tokens, KVCache* cache, int n_out,
-                  float* out, ThreadPool* pool) {
+// Runs the chunk's m rows (segments in row order) and advances each segment's cache; writes the
+// logits of each segment's last n_out rows to `out`, segment after segment ([sum n_out, vocab]).
+void ForwardChunk(const Model& model, std::span<const Segment> segs, int m, float* out, Scratch* s,
+                  ThreadPool* pool) {
   const LlamaConfig& c = model.config;
-  const int m = static_cast<int>(tokens.size());
-  Scratch s(c, m);
-  RopeTables(model, cache->size(), m, &s);
+  RopeTables(model, segs, s);
   const auto embed = model.weights.tok_embeddings.mat();
-  for (int t = 0; t < m; ++t) kernels::GetRow(embed, tokens[t], &s.x[t * c.dim]);  // [m, dim]
-  for (int layer = 0; layer < c.n_layers; ++layer) {
-    AttentionBlock(model, layer, m, cache, &s, pool);
-    FeedForwardBlock(model, layer, m, &s, pool);
+  for (const Segment& g : segs) {
+    for (int t = 0; t < g.n; ++t)
+      kernels::GetRow(embed, g.tokens[t], &s->x[(g.row0 + t) * c.dim]);  // [m, dim]
   }
-  cache->Advance(m);
+  for (int layer = 0; layer < c.n_layers; ++layer) {
+    AttentionBlock(model, layer, segs, m, s, pool);
+    FeedForwardBlock(model, layer, m, s, pool);
+  }
+  int n_out = 0;
+  for (const Segment& g : segs) {
+    g.cache->Advance(g.n);
+    for (int t = g.n - g.n_out; t < g.n; ++t, ++n_out)
+      kernels::RMSNorm(&s->x[(g.row0 + t) * c.dim], model.weights.norm.f32(), c.dim, c.norm_eps,
+                       &s->xn[n_out * c.dim]);
+  }
   if (n_out == 0) return;
-  const int first = m - n_out;
-  for (int t = first; t < m; ++t)
-    kernels::RMSNorm(&s.x[t * c.dim], model.weights.norm.f32(), c.dim, c.norm_eps,
-                     &s.xn[(t - first) * c.dim]);
-  kernels::MatMul(model.weights.output.mat(), s.xn.data(), n_out, out, pool);  // [n_out, vocab]
+  kernels::MatMul(model.weights.output.mat(), s->xn.data(), n_out, out, pool);  // [n_out, vocab]
 }
 
-}  // namespace
+// One sequence of a pass and the logits it wants.
+enum class Want { kNone, kLast, kAll };
+struct Job {
+  std::span<const int> tokens;
+  KVCache* cache = nullptr;
+  Want want = Want::kNone;
+};
 
-Status Forward(const Model& model, std::span<const int> tokens, KVCache* cache, bool all_logits,
-               std::vector<float>* logits, ThreadPool* pool) {
+// Runs validated jobs: their rows in order, kChunk at a time (a job's tokens may span chunks).
+// Logits rows go to `logits` in row order.
+void Run(const Model& model, std::span<const Job> jobs, float* logits, ThreadPool* pool) {
   const LlamaConfig& c = model.config;
+  int64_t rows = 0;
+  for (const Job& j : jobs) rows += static_cast<int64_t>(j.tokens.size());
+  if (rows == 0) return;
+  Scratch& s = ThreadScratch();
+  s.Reserve(c, static_cast<int>(std::min<int64_t>(kChunk, rows)));
+  std::vector<Segment>& segs = s.segs;
+  segs.clear();
+  int m = 0, n_out = 0;
+  auto flush = [&] {
+    ForwardChunk(model, segs, m, logits, &s, pool);
+    logits += static_cast<size_t>(n_out) * c.vocab_size;
+    segs.clear();
+    m = 0, n_out = 0;
+  };
+  for (const Job& j : jobs) {
+    const int n = static_cast<int>(j.tokens.size());
+    for (int done = 0; done < n;) {
+      if (m == kChunk) flush();
+      const int take = std::min(kChunk - m, n - done);
+      const bool last = done + take == n;
+      const int want = j.want == Want::kAll ? take : (j.want == Want::kLast && last ? 1 : 0);
+      // Earlier chunks of this job have run and advanced the cache.
+      segs.push_back({j.cache, j.tokens.data() + done, m, take, j.cache->size(), want});
+      m += take, n_out += want, done += take;
+    }
+  }
+  if (m > 0) flush();
+}
+
+// Forward's errors for one sequence.
+Status Check(const LlamaConfig& c, std::span<const int> tokens, const KVCache& cache) {
   const int n = static_cast<int>(tokens.size());
   if (n == 0) return Status::Error("no tokens to run");
   for (int i = 0; i < n; ++i) {
@@ -145,18 +247,45 @@ Status Forward(const Model& model, std::span<const int> tokens, KVCache* cache, 
       return Status::Errorf("token {} (at index {}) is out of range: the vocabulary has {} tokens",
                             tokens[i], i, c.vocab_size);
   }
-  if (cache->size() + n > cache->capacity())
+  if (static_cast<int64_t>(cache.size()) + n > cache.capacity())
     return Status::Errorf(
         "context full: {} positions in use + {} new tokens exceed the context of {} positions",
-        cache->size(), n, cache->capacity());
-  logits->resize(static_cast<size_t>(all_logits ? n : 1) * c.vocab_size);
-  for (int start = 0; start < n; start += kChunk) {
-    const int m = std::min(kChunk, n - start);
-    const bool last = start + m == n;
-    const int n_out = all_logits ? m : (last ? 1 : 0);
-    float* out = logits->data() + (all_logits ? static_cast<size_t>(start) * c.vocab_size : 0);
-    ForwardChunk(model, tokens.subspan(start, m), cache, n_out, out, pool);
+        cache.size(), n, cache.capacity());
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Forward(const Model& model, std::span<const int> tokens, KVCache* cache, bool all_logits,
+               std::vector<float>* logits, ThreadPool* pool) {
+  const LlamaConfig& c = model.config;
+  HERD_RETURN_IF_ERROR(Check(c, tokens, *cache));
+  logits->resize(static_cast<size_t>(all_logits ? tokens.size() : 1) * c.vocab_size);
+  const Job job{tokens, cache, all_logits ? Want::kAll : Want::kLast};
+  Run(model, {&job, 1}, logits->data(), pool);
+  return Status::Ok();
+}
+
+Status ForwardBatch(const Model& model, std::span<const BatchSeq> seqs, std::vector<float>* logits,
+                    ThreadPool* pool) {
+  const LlamaConfig& c = model.config;
+  size_t n_want = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    if (seqs[i].cache == nullptr) return Status::Errorf("sequence {}: no KV cache", i);
+    if (Status st = Check(c, seqs[i].tokens, *seqs[i].cache); !st.ok())
+      return Status::Errorf("sequence {}: {}", i, st.message());
+    for (size_t j = 0; j < i; ++j) {
+      if (seqs[j].cache == seqs[i].cache)
+        return Status::Errorf("sequences {} and {} share a KV cache", j, i);
+    }
+    n_want += seqs[i].want_logits ? 1 : 0;
   }
+  logits->resize(n_want * c.vocab_size);
+  std::vector<Job> jobs;
+  jobs.reserve(seqs.size());
+  for (const BatchSeq& q : seqs)
+    jobs.push_back({q.tokens, q.cache, q.want_logits ? Want::kLast : Want::kNone});
+  Run(model, jobs, logits->data(), pool);
   return Status::Ok();
 }
 

@@ -56,7 +56,25 @@ class KVCache {
 // Runs `tokens` at positions cache->size() .. cache->size() + n - 1 and appends their keys and
 // values to the cache. Writes logits for the last token ([vocab]) or, with all_logits, for every
 // token ([n, vocab], row-major). Errors: a token id out of range, or the cache would overflow.
+// The same code path as ForwardBatch (a batch of one).
 Status Forward(const Model& model, std::span<const int> tokens, KVCache* cache, bool all_logits,
                std::vector<float>* logits, ThreadPool* pool);
+
+// One sequence's share of a batched step.
+struct BatchSeq {
+  std::span<const int> tokens;  // run at positions cache->size() .. + tokens.size() - 1
+  KVCache* cache;               // this sequence's cache (distinct per BatchSeq)
+  bool want_logits = false;     // write the logits of the last token of `tokens`
+};
+
+// Runs several sequences in one pass: the weight matmuls see the rows of all sequences together
+// (each weight is read once per step for all of them), RoPE uses each row's own position, and
+// attention runs per sequence over its own cache. Writes one logits row per want_logits
+// sequence, in order: [n_want, vocab]. Each row is bit-identical to what Forward on that sequence
+// alone would give (same tokens, same cache contents). Errors as Forward (empty tokens, id out of
+// range, cache overflow, the same cache twice), checked before anything runs: on error no cache
+// is modified.
+Status ForwardBatch(const Model& model, std::span<const BatchSeq> seqs, std::vector<float>* logits,
+                    ThreadPool* pool);
 
 }  // namespace herd
