@@ -80,21 +80,21 @@ std::optional<ModelToSave> LoadForSaving(const std::string& path) {
 }
 
 std::optional<LoadedModel> LoadForInference(const std::string& path, int ctx, DType cache_type,
-                                            bool need_tokenizer, bool quiet) {
+                                            bool need_tokenizer, bool quiet, int sequences) {
   auto files = FindModelFiles(path);
   if (!files.ok()) return Fail(files.status().message()), std::nullopt;
   auto config = LoadModelConfig(*files);
   if (!config.ok()) return Fail(config.status().message()), std::nullopt;
   if (ctx <= 0) ctx = std::min(config->max_seq_len, 8192);
   const uint64_t weights = WeightFileBytes(*files),
-                 kv = KVCache::BytesFor(*config, ctx, cache_type);
+                 kv = sequences * KVCache::BytesFor(*config, ctx, cache_type);
   const uint64_t avail = AvailableMemory();
   if (!quiet) {
     std::fprintf(stderr,
                  "herd: %s model %s\nherd: %s\nherd: memory plan: weights %.2f GiB (mapped) + KV "
-                 "cache %.2f GiB (%d positions, %s) = %.2f GiB; %.2f GiB available\n",
+                 "cache %.2f GiB (%d x %d positions, %s) = %.2f GiB; %.2f GiB available\n",
                  FormatName(files->format), files->root.c_str(), config->Describe().c_str(),
-                 GiB(weights), GiB(kv), ctx, std::string(Name(cache_type)).c_str(),
+                 GiB(weights), GiB(kv), sequences, ctx, std::string(Name(cache_type)).c_str(),
                  GiB(weights + kv), GiB(avail));
   }
   if (avail > 0 && weights + kv > avail) {

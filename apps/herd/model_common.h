@@ -20,10 +20,11 @@ struct LoadedModel {
   DType cache_type = DType::kF16;      // KV cache element type the plan was made for
 };
 
-// ctx <= 0: the model's max_seq_len capped at 8192. Messages go to stderr, prefixed "herd: ".
-// Returns nullopt (after printing why) on failure.
+// ctx <= 0: the model's max_seq_len capped at 8192. The memory plan counts `sequences` KV caches
+// of ctx positions. Messages go to stderr, prefixed "herd: ". Returns nullopt (after printing
+// why) on failure.
 std::optional<LoadedModel> LoadForInference(const std::string& path, int ctx, DType cache_type,
-                                            bool need_tokenizer, bool quiet);
+                                            bool need_tokenizer, bool quiet, int sequences = 1);
 
 // --cache-type f16|bf16|f32 (the KV cache's element type); nullopt (after printing why) otherwise.
 std::optional<DType> ParseCacheTypeFlag(const std::string& flag);

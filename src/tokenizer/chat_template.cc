@@ -106,6 +106,32 @@ Result<std::vector<int32_t>> EncodeChatPrompt(const ChatStyle& style, const Toke
   return out;
 }
 
+Result<std::vector<int32_t>> EncodeChatDialog(const ChatStyle& style, const Tokenizer& tok,
+                                              std::span<const ChatMessage> messages,
+                                              bool add_generation_prompt) {
+  const bool has_system = !messages.empty() && messages[0].role == "system";
+  HERD_ASSIGN_OR_RETURN(auto out,
+                        EncodeChatStart(style, tok, has_system ? messages[0].content : ""));
+  for (size_t i = has_system ? 1 : 0; i < messages.size(); ++i) {
+    const ChatMessage& m = messages[i];
+    HERD_ASSIGN_OR_RETURN(auto ids, style.format == ChatFormat::kChatML
+                                        ? ChatMLMessage(tok, m.role, m.content)
+                                        : EncodeLlama3Message(tok, m));
+    out.insert(out.end(), ids.begin(), ids.end());
+  }
+  if (add_generation_prompt) {
+    if (style.format == ChatFormat::kChatML) {
+      HERD_ASSIGN_OR_RETURN(int32_t start, Special(tok, "<|im_start|>"));
+      out.push_back(start);
+      tok.EncodeOrdinary("assistant\n", &out);
+    } else {
+      HERD_ASSIGN_OR_RETURN(auto header, EncodeLlama3Header(tok, "assistant"));
+      out.insert(out.end(), header.begin(), header.end());
+    }
+  }
+  return out;
+}
+
 Result<int32_t> EndOfTurnId(const ChatStyle& style, const Tokenizer& tok) {
   return Special(tok, style.format == ChatFormat::kChatML ? "<|im_end|>" : "<|eot_id|>");
 }

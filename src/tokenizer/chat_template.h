@@ -43,6 +43,12 @@ Result<std::vector<int32_t>> EncodeChatTurn(const ChatStyle& style, const Tokeni
 // Start + one turn: a whole single-question prompt.
 Result<std::vector<int32_t>> EncodeChatPrompt(const ChatStyle& style, const Tokenizer& tok,
                                               const std::string& system, const std::string& user);
+// A whole dialog (an API's message list): the start, with the first message as the system prompt
+// when its role is "system", every other message in order (a later system message is encoded in
+// place), then the assistant header when add_generation_prompt.
+Result<std::vector<int32_t>> EncodeChatDialog(const ChatStyle& style, const Tokenizer& tok,
+                                              std::span<const ChatMessage> messages,
+                                              bool add_generation_prompt = true);
 // The id that ends an assistant turn (<|eot_id|> / <|im_end|>) and the tokens that close a reply
 // after it (ChatML's trailing "\n").
 Result<int32_t> EndOfTurnId(const ChatStyle& style, const Tokenizer& tok);
