@@ -85,5 +85,41 @@ TEST(ChatTemplate, Llama3WithAndWithoutDatedSystemHeader) {
   EXPECT_FALSE(DetectChatStyle(kSmolTemplate, *tok).ok());
 }
 
+// A whole message list (the server's input): what the template would render for it.
+TEST(ChatTemplate, DialogsWithHistoryInBothFormats) {
+  auto llama = LoadTokenizer(testing::Llama3TokenizerPath());
+  ASSERT_TRUE(llama.ok()) << llama.status().message();
+  const std::vector<ChatMessage> dialog = {
+      {"system", "S"}, {"user", "U1"}, {"assistant", "A1"}, {"tool", "T"}, {"user", "U2"}};
+  auto plain = DetectChatStyle("", *llama);
+  EXPECT_EQ(*llama->Decode(*EncodeChatDialog(*plain, *llama, dialog)),
+            "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nS<|eot_id|>"
+            "<|start_header_id|>user<|end_header_id|>\n\nU1<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\nA1<|eot_id|>"
+            "<|start_header_id|>ipython<|end_header_id|>\n\nT<|eot_id|>"
+            "<|start_header_id|>user<|end_header_id|>\n\nU2<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  // The single-question helpers are the same thing.
+  const std::vector<ChatMessage> one = {{"user", "Q"}};
+  EXPECT_EQ(*EncodeChatDialog(*plain, *llama, one), *EncodeChatPrompt(*plain, *llama, "", "Q"));
+  EXPECT_EQ(*llama->Decode(*EncodeChatDialog(*plain, *llama, one, false)),
+            "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nQ<|eot_id|>");
+
+  auto smol = LoadTokenizer(DefaultModelPath());
+  ASSERT_TRUE(smol.ok()) << smol.status().message();
+  auto chatml = DetectChatStyle(kSmolTemplate, *smol);
+  ASSERT_TRUE(chatml.ok());
+  // No system message: the template's default one comes first.
+  const std::vector<ChatMessage> no_system = {{"user", "U1"}, {"assistant", "A1"}, {"user", "U2"}};
+  EXPECT_EQ(*smol->Decode(*EncodeChatDialog(*chatml, *smol, no_system)),
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+            "Face<|im_end|>\n<|im_start|>user\nU1<|im_end|>\n<|im_start|>assistant\nA1<|im_end|>\n"
+            "<|im_start|>user\nU2<|im_end|>\n<|im_start|>assistant\n");
+  EXPECT_EQ(*smol->Decode(*EncodeChatDialog(*chatml, *smol, dialog, false)),
+            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU1<|im_end|>\n"
+            "<|im_start|>assistant\nA1<|im_end|>\n<|im_start|>tool\nT<|im_end|>\n"
+            "<|im_start|>user\nU2<|im_end|>\n");
+}
+
 }  // namespace
 }  // namespace herd

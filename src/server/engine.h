@@ -84,7 +84,7 @@ struct EngineOptions {
   int parallel = 4;       // slots (sequences decoded together)
   int ctx = 4096;         // positions per slot
   int queue = 64;         // sequences that may wait for a slot
-  int step_tokens = 256;  // rows per step (decode tokens + prompt chunks)
+  int step_tokens = 128;  // rows per step (decode tokens + prompt chunks)
   DType cache_type = DType::kF16;
   int threads = 0;  // compute threads (0: all cores)
 };
