@@ -186,6 +186,20 @@ TEST(Engine, DrainCancelsWhatOutlivesTheTimeout) {
   EXPECT_EQ(engine.queued(), 0);
 }
 
+TEST(Engine, InvalidSequencesGetAnErrorNotACrash) {
+  const auto& [model, tok] = Get();
+  Metrics metrics;
+  Engine engine(model, tok, {.parallel = 1, .ctx = 16, .queue = 8, .threads = 1}, &metrics);
+  SeqParams empty = Params({}, 4, 0, 1), too_long = Params(std::vector<int32_t>(16, 9906), 4, 0, 1),
+            bad_temp = Params({128000}, 4, -1, 1), ok = Params({128000}, 2, 0, 1);
+  auto inbox = std::make_shared<Inbox>();
+  ASSERT_EQ(engine.Submit({empty, too_long, bad_temp, ok}, inbox), SubmitResult::kOk);
+  const auto got = Collect(inbox.get(), 4);
+  for (int i = 0; i < 3; ++i) EXPECT_NE(got[i].error, "") << i;
+  EXPECT_EQ(got[3].error, "");
+  EXPECT_EQ(static_cast<size_t>(got[3].completion_tokens), got[3].ids.size());
+}
+
 // ---- request parsing ----
 
 ApiContext Context() {

@@ -166,6 +166,17 @@ void Engine::Admit() {
   std::lock_guard lock(mu_);
   while (!queue_.empty()) {
     Pending& p = queue_.front();
+    // The API validates requests; a caller that did not gets an error event, not a crash.
+    Status valid = ValidateSamplerParams(p.params.sampler, model_.config.vocab_size);
+    if (valid.ok() && (p.params.prompt.empty() || p.params.prompt.size() >= size_t(options_.ctx) ||
+                       p.params.max_tokens < 1))
+      valid = Status::Errorf("the prompt needs 1 to {} tokens and max_tokens >= 1 (got {} and {})",
+                             options_.ctx - 1, p.params.prompt.size(), p.params.max_tokens);
+    if (!valid.ok()) {
+      p.inbox->Push(Failed(p.index, valid.message()));
+      queue_.pop_front();
+      continue;
+    }
     // The free slot whose cache shares the longest prefix with the prompt (at least the prompt's
     // last token is run again: its logits give the first generated token).
     Slot* best = nullptr;
