@@ -152,7 +152,8 @@ TEST(Engine, CancelFreesTheSlotAndQueueIsBounded) {
   Engine engine(model, tok, {.parallel = 1, .ctx = 256, .queue = 2, .threads = 1}, &metrics);
   SeqParams p = Params({128000, 9906}, 200, 0.8f, 3);
   p.sampler.logit_bias = {{128001, -INFINITY}, {128008, -INFINITY}, {128009, -INFINITY}};
-  EXPECT_EQ(engine.Submit({p, p, p}, std::make_shared<Inbox>()), SubmitResult::kQueueFull);
+  // One free slot + two queue places: four sequences are one too many.
+  EXPECT_EQ(engine.Submit({p, p, p, p}, std::make_shared<Inbox>()), SubmitResult::kQueueFull);
   auto inbox = std::make_shared<Inbox>();
   ASSERT_EQ(engine.Submit({p}, inbox), SubmitResult::kOk);
   ASSERT_TRUE(inbox->Pop(10s).has_value());  // generating

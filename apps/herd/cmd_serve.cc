@@ -4,6 +4,7 @@
 // (503), gives running requests --shutdown-timeout seconds to finish, cancels the rest and exits 0.
 #include <pthread.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -65,7 +66,11 @@ int RunServe(ServeOptions o) {
   if (Status s = http.Bind(); !s.ok()) return Fail(s.message());
   std::fprintf(stderr, "herd: listening on http://%s:%d%s\n", o.http.host.c_str(), http.port(),
                o.http.api_key.empty() ? "" : " (API key required)");
-  std::thread http_thread([&] { http.Run(); });
+  std::atomic<bool> http_done = false;
+  std::thread http_thread([&] {
+    http.Run();
+    http_done = true;
+  });
   auto stop_http = [&] {
     http.Stop();
     http_thread.join();
@@ -111,8 +116,17 @@ int RunServe(ServeOptions o) {
   const bool all = engine.Drain(std::chrono::seconds(o.shutdown_timeout));
   if (!all) std::fprintf(stderr, "herd: cancelled the sequences still running\n");
   http.WaitIdle(std::chrono::seconds(2));  // the last events reach their clients
-  stop_http();
+  http.Stop();
+  // httplib lets idle keep-alive connections run out their timeout (5 s) before Run returns;
+  // nothing is in flight any more, so do not wait for that.
+  for (int i = 0; i < 50 && !http_done; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   std::fprintf(stderr, "herd: stopped\n");
+  if (!http_done) {
+    std::fflush(nullptr);
+    std::_Exit(0);
+  }
+  http_thread.join();
   return 0;
 }
 

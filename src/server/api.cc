@@ -1,5 +1,6 @@
 #include "server/api.h"
 
+#include <charconv>
 #include <cmath>
 #include <random>
 
@@ -111,9 +112,9 @@ std::optional<ApiError> ParseCommon(const json& body, const ApiContext& ctx, Job
     if (!bias->is_object())
       return Invalid("logit_bias", "'logit_bias' must map token ids (strings) to numbers");
     for (const auto& [key, value] : bias->items()) {
-      char* end = nullptr;
-      const long id = std::strtol(key.c_str(), &end, 10);
-      if (key.empty() || *end != '\0' || id < 0 || id >= ctx.vocab_size)
+      int id = -1;
+      const auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), id);
+      if (ec != std::errc() || end != key.data() + key.size() || id < 0 || id >= ctx.vocab_size)
         return Invalid("logit_bias", fmt::format("logit_bias key '{}' is not a token id in [0, {})",
                                                  key, ctx.vocab_size));
       if (!value.is_number() || !(value.get<double>() >= -100 && value.get<double>() <= 100))

@@ -89,8 +89,10 @@ SubmitResult Engine::Submit(std::vector<SeqParams> seqs, std::shared_ptr<Inbox> 
   {
     std::lock_guard lock(mu_);
     if (draining_ || stopping_) return SubmitResult::kShuttingDown;
-    if (queue_.size() + seqs.size() > static_cast<size_t>(options_.queue))
-      return SubmitResult::kQueueFull;
+    // Free slots take sequences at once; only those left waiting count against the queue.
+    const int64_t free_slots = std::max(0, options_.parallel - active_.load());
+    const int64_t waiting = static_cast<int64_t>(queue_.size() + seqs.size()) - free_slots;
+    if (waiting > options_.queue) return SubmitResult::kQueueFull;
     const auto now = Clock::now();
     for (size_t i = 0; i < seqs.size(); ++i)
       queue_.push_back({std::move(seqs[i]), inbox, static_cast<int>(i), now});

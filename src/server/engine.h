@@ -98,7 +98,8 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Queues the sequences (all or none); they report to inbox with indices 0..n-1.
+  // Queues the sequences (all or none); they report to inbox with indices 0..n-1. kQueueFull when
+  // more than `queue` sequences would wait for a slot.
   SubmitResult Submit(std::vector<SeqParams> seqs, std::shared_ptr<Inbox> inbox);
 
   // Stops admitting, waits up to `timeout` for queued and active sequences to finish, then

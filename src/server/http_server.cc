@@ -1,9 +1,15 @@
 #include "server/http_server.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <random>
 #include <thread>
 
@@ -82,6 +88,53 @@ bool WriteEvent(httplib::DataSink& sink, const std::string& data) {
   return sink.write(event.data(), event.size());
 }
 
+// The socket of the connection `req` came on (httplib 0.11 does not hand it to handlers): the
+// open socket whose local and peer ports and peer address are the request's. -1 if not found.
+int FindConnection(const httplib::Request& req) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc/self/fd", ec)) {
+    int fd = -1;
+    const std::string name = entry.path().filename().string();
+    if (std::from_chars(name.data(), name.data() + name.size(), fd).ec != std::errc()) continue;
+    sockaddr_storage peer{}, local{};
+    socklen_t peer_len = sizeof(peer), local_len = sizeof(local);
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0)
+      continue;
+    auto describe = [](const sockaddr_storage& a, int* port) {
+      char host[INET6_ADDRSTRLEN] = {};
+      if (a.ss_family == AF_INET) {
+        const auto* v4 = reinterpret_cast<const sockaddr_in*>(&a);
+        inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+        *port = ntohs(v4->sin_port);
+      } else if (a.ss_family == AF_INET6) {
+        const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&a);
+        inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+        *port = ntohs(v6->sin6_port);
+      }
+      return std::string(host);
+    };
+    int peer_port = -1, local_port = -1;
+    const std::string peer_host = describe(peer, &peer_port);
+    describe(local, &local_port);
+    if (peer_port == req.remote_port && local_port == req.local_port &&
+        peer_host == req.remote_addr)
+      return fd;
+  }
+  return -1;
+}
+
+// Whether the peer has closed its side (or the connection broke). A client that pipelined its
+// next request has sent data, not a close, so it still counts as there.
+bool PeerClosed(int fd) {
+  pollfd p{fd, POLLIN | POLLRDHUP, 0};
+  if (poll(&p, 1, 0) <= 0) return false;
+  if (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) return true;
+  char c;
+  return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 }  // namespace
 
 HttpServer::HttpServer(ServerOptions options, Metrics* metrics)
@@ -139,6 +192,14 @@ void HttpServer::Routes() {
         res.status = 204;
         return httplib::Server::HandlerResponse::Handled;
       }
+    }
+    // httplib 0.11 does not apply the body limit to chunked bodies: ask for a length instead.
+    if (req.get_header_value("Transfer-Encoding").find("chunked") != std::string::npos) {
+      SendError(res, {411,
+                      "Send the request body with a Content-Length (chunked request bodies "
+                      "are not accepted)",
+                      "invalid_request_error", "", ""});
+      return httplib::Server::HandlerResponse::Handled;
     }
     if (options_.api_key.empty() || req.path == "/health")
       return httplib::Server::HandlerResponse::Unhandled;
@@ -205,9 +266,22 @@ void HttpServer::Routes() {
                                      {"created", UnixTime()},
                                      {"owned_by", "herd"}}})}});
   });
-  s.Get("/metrics", [this, ready](const httplib::Request&, httplib::Response& res) {
+  s.Get(R"(/v1/models/(.+))", [this, ready](const httplib::Request& req, httplib::Response& res) {
     if (!ready(res)) return;
-    Engine* e = engine_;
+    if (req.matches[1] != ctx_->model_id)
+      return SendError(res, {404,
+                             fmt::format("The model '{}' does not exist; this server serves '{}'",
+                                         std::string(req.matches[1]), ctx_->model_id),
+                             "invalid_request_error", "model", "model_not_found"});
+    SendJson(res, 200,
+             {{"id", ctx_->model_id},
+              {"object", "model"},
+              {"created", UnixTime()},
+              {"owned_by", "herd"}});
+  });
+  s.Get("/metrics", [this, ready](const httplib::Request&, httplib::Response& res) {
+    Engine* e = engine_;  // also while shutting down: the drain is worth watching
+    if (!e && !ready(res)) return;
     res.set_content(
         metrics_->Render({e->queued(), e->active(), e->options().parallel, e->kv_cache_bytes()}),
         "text/plain; version=0.0.4");
@@ -292,17 +366,25 @@ void HttpServer::Generate(bool chat, const httplib::Request& req, httplib::Respo
       return SendError(res, {503, "The server is shutting down", "server_error", "", ""});
   }
   if (!st->job.stream) {
-    // The engine ends every sequence (done event), so this loop ends.
+    // The engine ends every sequence (done event), so this loop ends. A client that hangs up
+    // meanwhile cancels the request (its slots are freed at the next step).
+    const int fd = FindConnection(req);
+    auto next_check = std::chrono::steady_clock::now();
     while (!st->response->done()) {
-      if (auto e = st->inbox->Pop(1000ms)) st->response->Add(*e);
+      if (auto e = st->inbox->Pop(250ms)) st->response->Add(*e);
+      if (fd >= 0 && std::chrono::steady_clock::now() >= next_check) {
+        next_check += 250ms;
+        if (PeerClosed(fd)) st->inbox->Cancel();
+      }
     }
     const bool failed = !st->response->error().empty();
     // Written by a provider that holds st, so the request counts as in flight until the body is
     // out (shutdown waits for it).
     auto body = std::make_shared<std::string>(
-        failed ? ErrorJson({500, st->response->error(), "server_error", "", ""}).dump()
+        failed ? ErrorJson({0, st->response->error(), "server_error", "", ""}).dump()
                : st->response->Final().dump());
-    res.status = failed ? 500 : 200;
+    // Cancelled by a drain that ran out of time: the server is going away (503), not broken.
+    res.status = !failed ? 200 : st->response->error() == "cancelled" ? 503 : 500;
     res.set_content_provider(
         body->size(), "application/json",
         [body, st](size_t offset, size_t length, httplib::DataSink& sink) {
