@@ -17,5 +17,6 @@ void AddRunCommands(CLI::App& app, int* exit_code);  // run, chat
 void AddPerplexityCommand(CLI::App& app, int* exit_code);
 void AddBenchCommand(CLI::App& app, int* exit_code);
 void AddServeCommand(CLI::App& app, int* exit_code);
+void AddDataCommand(CLI::App& app, int* exit_code);  // data tokenize, data inspect
 
 }  // namespace herd::app
