@@ -10,6 +10,7 @@ One module-scoped server serves most tests; extra servers cover model loading, t
 full queue, SIGTERM / SIGINT and the gaps listed at the end. Run time: under a minute on 2 cores."""
 import json
 import math
+import os
 import signal
 import subprocess
 import threading
@@ -721,7 +722,10 @@ def test_stream_disconnect_frees_the_slot(server, client):
 
 
 def test_load_32_streams_with_disconnects(server, client):
-    clients, max_tokens, quitters = 32, 16, {3, 13, 23}  # about 10% hang up midway
+    # bench/serve_stress.sh runs this with more clients (HERD_LOAD_CLIENTS=64).
+    clients = int(os.environ.get("HERD_LOAD_CLIENTS", "32"))
+    max_tokens = 16
+    quitters = set(range(3, clients, 10))  # about 10% hang up midway
     server.wait_idle()
     before = server.metrics()
     results, errors = {}, []
@@ -768,7 +772,7 @@ def test_load_32_streams_with_disconnects(server, client):
     assert server.request("GET", "/health")[0] == 200
     r = chat(client, "still fine?", max_tokens=3, logit_bias=BAN_STOPS)
     assert r.usage.completion_tokens == 3
-    assert elapsed < 60
+    assert elapsed < 60 * max(1, clients // 32)
 
 
 # --- servers of their own: API key, full queue, SIGTERM -------------------------------------------
