@@ -1,18 +1,13 @@
 #include "server/http_server.h"
 
-#include <arpa/inet.h>
 #include <httplib.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
 
-#include <charconv>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <random>
 #include <thread>
 
+#include "server/connection.h"
 #include "tokenizer/stream_decoder.h"
 
 namespace herd::server {
@@ -86,53 +81,6 @@ struct Stream {
 bool WriteEvent(httplib::DataSink& sink, const std::string& data) {
   const std::string event = "data: " + data + "\n\n";
   return sink.write(event.data(), event.size());
-}
-
-// The socket of the connection `req` came on (httplib 0.11 does not hand it to handlers): the
-// open socket whose local and peer ports and peer address are the request's. -1 if not found.
-int FindConnection(const httplib::Request& req) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator("/proc/self/fd", ec)) {
-    int fd = -1;
-    const std::string name = entry.path().filename().string();
-    if (std::from_chars(name.data(), name.data() + name.size(), fd).ec != std::errc()) continue;
-    sockaddr_storage peer{}, local{};
-    socklen_t peer_len = sizeof(peer), local_len = sizeof(local);
-    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0 ||
-        getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0)
-      continue;
-    auto describe = [](const sockaddr_storage& a, int* port) {
-      char host[INET6_ADDRSTRLEN] = {};
-      if (a.ss_family == AF_INET) {
-        const auto* v4 = reinterpret_cast<const sockaddr_in*>(&a);
-        inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
-        *port = ntohs(v4->sin_port);
-      } else if (a.ss_family == AF_INET6) {
-        const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&a);
-        inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
-        *port = ntohs(v6->sin6_port);
-      }
-      return std::string(host);
-    };
-    int peer_port = -1, local_port = -1;
-    const std::string peer_host = describe(peer, &peer_port);
-    describe(local, &local_port);
-    if (peer_port == req.remote_port && local_port == req.local_port &&
-        peer_host == req.remote_addr)
-      return fd;
-  }
-  return -1;
-}
-
-// Whether the peer has closed its side (or the connection broke). A client that pipelined its
-// next request has sent data, not a close, so it still counts as there.
-bool PeerClosed(int fd) {
-  pollfd p{fd, POLLIN | POLLRDHUP, 0};
-  if (poll(&p, 1, 0) <= 0) return false;
-  if (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) return true;
-  char c;
-  return recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
 }  // namespace
@@ -368,7 +316,7 @@ void HttpServer::Generate(bool chat, const httplib::Request& req, httplib::Respo
   if (!st->job.stream) {
     // The engine ends every sequence (done event), so this loop ends. A client that hangs up
     // meanwhile cancels the request (its slots are freed at the next step).
-    const int fd = FindConnection(req);
+    const int fd = FindConnection(req.remote_addr, req.remote_port, req.local_port);
     auto next_check = std::chrono::steady_clock::now();
     while (!st->response->done()) {
       if (auto e = st->inbox->Pop(250ms)) st->response->Add(*e);
