@@ -18,5 +18,6 @@ void AddPerplexityCommand(CLI::App& app, int* exit_code);
 void AddBenchCommand(CLI::App& app, int* exit_code);
 void AddServeCommand(CLI::App& app, int* exit_code);
 void AddDataCommand(CLI::App& app, int* exit_code);  // data tokenize, data inspect
+void AddTrainCommand(CLI::App& app, int* exit_code);
 
 }  // namespace herd::app

@@ -77,6 +77,22 @@ struct Scratch {
   }
 };
 
+// Where a chunk's activations go in a training forward (ForwardRecord); with no tape (inference)
+// nothing is copied.
+struct Recorder {
+  ForwardTape* tape = nullptr;
+  int64_t row0 = 0;  // the chunk's first row in the tape
+
+  // Copies the chunk's m rows of `width` floats from src to the layer's `field` at row0.
+  void Keep(int layer, std::vector<float> LayerTape::*field, const float* src, int m,
+            int64_t width) const {
+    if (tape) std::copy(src, src + m * width, (tape->layers[layer].*field).data() + row0 * width);
+  }
+  void Keep(std::vector<float> ForwardTape::*field, const float* src, int m, int64_t width) const {
+    if (tape) std::copy(src, src + m * width, (tape->*field).data() + row0 * width);
+  }
+};
+
 Scratch& ThreadScratch() {
   thread_local Scratch scratch;
   return scratch;
@@ -134,13 +150,15 @@ void SegmentAttention(const LlamaConfig& c, int layer, std::span<const Segment> 
 }
 
 void AttentionBlock(const Model& model, int layer, std::span<const Segment> segs, int m, Scratch* s,
-                    ThreadPool* pool) {
+                    const Recorder& rec, ThreadPool* pool) {
   const LlamaConfig& c = model.config;
   const LayerWeights& w = model.weights.layers[layer];
   const int half = c.head_dim / 2;
   const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
+  rec.Keep(layer, &LayerTape::x, s->x.data(), m, c.dim);
   for (int t = 0; t < m; ++t)
     kernels::RMSNorm(&s->x[t * c.dim], w.attn_norm.f32(), c.dim, c.norm_eps, &s->xn[t * c.dim]);
+  rec.Keep(layer, &LayerTape::xn_attn, s->xn.data(), m, c.dim);
   // q: [m, n_heads * head_dim]; k, v: [m, n_kv_heads * head_dim]
   const kernels::MatMulOut qkv[] = {
       {w.wq.mat(), s->q.data()}, {w.wk.mat(), s->k.data()}, {w.wv.mat(), s->v.data()}};
@@ -151,41 +169,55 @@ void AttentionBlock(const Model& model, int layer, std::span<const Segment> segs
     kernels::RopeInterleaved(&s->q[t * q_dim], c.n_heads, c.head_dim, cos, sin);
     kernels::RopeInterleaved(&s->k[t * kv], c.n_kv_heads, c.head_dim, cos, sin);
   }
+  rec.Keep(layer, &LayerTape::q, s->q.data(), m, q_dim);
+  rec.Keep(layer, &LayerTape::k, s->k.data(), m, kv);
+  rec.Keep(layer, &LayerTape::v, s->v.data(), m, kv);
   for (const Segment& g : segs)
     g.cache->Store(layer, g.pos0, g.n, &s->k[g.row0 * kv], &s->v[g.row0 * kv]);
   SegmentAttention(c, layer, segs, s, pool);
+  rec.Keep(layer, &LayerTape::att, s->att.data(), m, q_dim);
   kernels::MatMul(w.wo.mat(), s->att.data(), m, s->tmp.data(), pool);  // [m, dim]
   kernels::Add(s->x.data(), s->tmp.data(), int64_t{m} * c.dim);
 }
 
-void FeedForwardBlock(const Model& model, int layer, int m, Scratch* s, ThreadPool* pool) {
+void FeedForwardBlock(const Model& model, int layer, int m, Scratch* s, const Recorder& rec,
+                      ThreadPool* pool) {
   const LlamaConfig& c = model.config;
   const LayerWeights& w = model.weights.layers[layer];
+  rec.Keep(layer, &LayerTape::h, s->x.data(), m, c.dim);
   for (int t = 0; t < m; ++t)
     kernels::RMSNorm(&s->x[t * c.dim], w.ffn_norm.f32(), c.dim, c.norm_eps, &s->xn[t * c.dim]);
+  rec.Keep(layer, &LayerTape::xn_ffn, s->xn.data(), m, c.dim);
   const kernels::MatMulOut gate_up[] = {{w.w1.mat(), s->gate.data()},  // [m, ffn_dim]
                                         {w.w3.mat(), s->up.data()}};
   kernels::MatMulShared(gate_up, s->xn.data(), m, pool, ActiveIsa());
+  rec.Keep(layer, &LayerTape::gate, s->gate.data(), m, c.ffn_dim);
+  rec.Keep(layer, &LayerTape::up, s->up.data(), m, c.ffn_dim);
   kernels::SwiGLU(s->gate.data(), s->up.data(), int64_t{m} * c.ffn_dim);
+  rec.Keep(layer, &LayerTape::act, s->gate.data(), m, c.ffn_dim);
   kernels::MatMul(w.w2.mat(), s->gate.data(), m, s->tmp.data(), pool);  // [m, dim]
   kernels::Add(s->x.data(), s->tmp.data(), int64_t{m} * c.dim);
 }
 
 // Runs the chunk's m rows (segments in row order) and advances each segment's cache; writes the
 // logits of each segment's last n_out rows to `out`, segment after segment ([sum n_out, vocab]).
+// With a tape, every row wants logits.
 void ForwardChunk(const Model& model, std::span<const Segment> segs, int m, float* out, Scratch* s,
-                  ThreadPool* pool) {
+                  const Recorder& rec, ThreadPool* pool) {
   const LlamaConfig& c = model.config;
   RopeTables(model, segs, s);
+  rec.Keep(&ForwardTape::cos, s->cos.data(), m, c.head_dim / 2);
+  rec.Keep(&ForwardTape::sin, s->sin.data(), m, c.head_dim / 2);
   const auto embed = model.weights.tok_embeddings.mat();
   for (const Segment& g : segs) {
     for (int t = 0; t < g.n; ++t)
       kernels::GetRow(embed, g.tokens[t], &s->x[(g.row0 + t) * c.dim]);  // [m, dim]
   }
   for (int layer = 0; layer < c.n_layers; ++layer) {
-    AttentionBlock(model, layer, segs, m, s, pool);
-    FeedForwardBlock(model, layer, m, s, pool);
+    AttentionBlock(model, layer, segs, m, s, rec, pool);
+    FeedForwardBlock(model, layer, m, s, rec, pool);
   }
+  rec.Keep(&ForwardTape::x_final, s->x.data(), m, c.dim);
   int n_out = 0;
   for (const Segment& g : segs) {
     g.cache->Advance(g.n);
@@ -194,6 +226,8 @@ void ForwardChunk(const Model& model, std::span<const Segment> segs, int m, floa
                        &s->xn[n_out * c.dim]);
   }
   if (n_out == 0) return;
+  CHECK(!rec.tape || n_out == m);
+  rec.Keep(&ForwardTape::xn_final, s->xn.data(), m, c.dim);
   kernels::MatMul(model.weights.output.mat(), s->xn.data(), n_out, out, pool);  // [n_out, vocab]
 }
 
@@ -206,8 +240,9 @@ struct Job {
 };
 
 // Runs validated jobs: their rows in order, kChunk at a time (a job's tokens may span chunks).
-// Logits rows go to `logits` in row order.
-void Run(const Model& model, std::span<const Job> jobs, float* logits, ThreadPool* pool) {
+// Logits rows go to `logits` in row order. A tape (sized for all rows) records the activations.
+void Run(const Model& model, std::span<const Job> jobs, float* logits, ThreadPool* pool,
+         ForwardTape* tape = nullptr) {
   const LlamaConfig& c = model.config;
   int64_t rows = 0;
   for (const Job& j : jobs) rows += static_cast<int64_t>(j.tokens.size());
@@ -217,9 +252,11 @@ void Run(const Model& model, std::span<const Job> jobs, float* logits, ThreadPoo
   std::vector<Segment>& segs = s.segs;
   segs.clear();
   int m = 0, n_out = 0;
+  int64_t rows_done = 0;
   auto flush = [&] {
-    ForwardChunk(model, segs, m, logits, &s, pool);
+    ForwardChunk(model, segs, m, logits, &s, Recorder{tape, rows_done}, pool);
     logits += static_cast<size_t>(n_out) * c.vocab_size;
+    rows_done += m;
     segs.clear();
     m = 0, n_out = 0;
   };
@@ -286,6 +323,36 @@ Status ForwardBatch(const Model& model, std::span<const BatchSeq> seqs, std::vec
   for (const BatchSeq& q : seqs)
     jobs.push_back({q.tokens, q.cache, q.want_logits ? Want::kLast : Want::kNone});
   Run(model, jobs, logits->data(), pool);
+  return Status::Ok();
+}
+
+Status ForwardRecord(const Model& model, std::span<const std::span<const int>> seqs,
+                     ForwardTape* tape, std::vector<float>* logits, ThreadPool* pool) {
+  const LlamaConfig& c = model.config;
+  std::vector<KVCache> caches;
+  caches.reserve(seqs.size());
+  std::vector<Job> jobs;
+  int64_t rows = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    caches.emplace_back(c, static_cast<int>(seqs[i].size()), DType::kF32);
+    if (Status st = Check(c, seqs[i], caches.back()); !st.ok())
+      return Status::Errorf("sequence {}: {}", i, st.message());
+    rows += static_cast<int64_t>(seqs[i].size());
+  }
+  for (size_t i = 0; i < seqs.size(); ++i) jobs.push_back({seqs[i], &caches[i], Want::kAll});
+  const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
+  auto size = [rows](std::vector<float>& v, int64_t width) { v.resize(rows * width); };
+  tape->rows = rows;
+  tape->layers.resize(c.n_layers);
+  for (LayerTape& l : tape->layers) {
+    size(l.x, c.dim), size(l.xn_attn, c.dim), size(l.q, q_dim), size(l.k, kv), size(l.v, kv);
+    size(l.att, q_dim), size(l.h, c.dim), size(l.xn_ffn, c.dim);
+    size(l.gate, c.ffn_dim), size(l.up, c.ffn_dim), size(l.act, c.ffn_dim);
+  }
+  size(tape->x_final, c.dim), size(tape->xn_final, c.dim);
+  size(tape->cos, c.head_dim / 2), size(tape->sin, c.head_dim / 2);
+  logits->resize(static_cast<size_t>(rows) * c.vocab_size);
+  Run(model, jobs, logits->data(), pool, tape);
   return Status::Ok();
 }
 

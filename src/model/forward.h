@@ -77,4 +77,32 @@ struct BatchSeq {
 Status ForwardBatch(const Model& model, std::span<const BatchSeq> seqs, std::vector<float>* logits,
                     ThreadPool* pool);
 
+// The activations a training step's backward pass needs (train/backward.h), recorded by
+// ForwardRecord while the same blocks as Forward run. Rows are the tokens of all sequences in
+// order.
+struct LayerTape {
+  std::vector<float> x;         // [rows, dim]      residual stream entering the layer
+  std::vector<float> xn_attn;   // [rows, dim]      RMSNorm(x) * attn_norm
+  std::vector<float> q;         // [rows, n_heads * head_dim]     after RoPE
+  std::vector<float> k, v;      // [rows, n_kv_heads * head_dim]  k after RoPE
+  std::vector<float> att;       // [rows, n_heads * head_dim]     attention output (input to wo)
+  std::vector<float> h;         // [rows, dim]      x + attention: residual entering the FFN
+  std::vector<float> xn_ffn;    // [rows, dim]      RMSNorm(h) * ffn_norm
+  std::vector<float> gate, up;  // [rows, ffn_dim]  w1 xn_ffn, w3 xn_ffn (before SwiGLU)
+  std::vector<float> act;       // [rows, ffn_dim]  silu(gate) * up (input to w2)
+};
+struct ForwardTape {
+  int64_t rows = 0;
+  std::vector<LayerTape> layers;
+  std::vector<float> x_final;   // [rows, dim] residual after the last layer
+  std::vector<float> xn_final;  // [rows, dim] RMSNorm(x_final) * norm (input to output)
+  std::vector<float> cos, sin;  // [rows, head_dim / 2] each row's RoPE table
+};
+
+// A training forward: runs each sequence from position 0 (on its own float32 KV cache, so
+// attention sees exact keys and values), writes the logits of every token ([rows, vocab]) and
+// records the activations in `tape`. The same blocks and kernels as Forward. Errors as Forward.
+Status ForwardRecord(const Model& model, std::span<const std::span<const int>> seqs,
+                     ForwardTape* tape, std::vector<float>* logits, ThreadPool* pool);
+
 }  // namespace herd

@@ -1,0 +1,56 @@
+// Backward of the forward ops (ops.h, matmul.h, attention.h) for training, float32 in and out. Each
+// takes what its forward saw and the gradient of the loss with respect to the forward's output (dy)
+// and writes the gradients with respect to its inputs. Deterministic: no result depends on the
+// thread count (every output element is summed by one thread in a fixed order).
+#pragma once
+
+#include <cstdint>
+
+#include "base/thread_pool.h"
+#include "kernels/attention.h"
+#include "kernels/matmul.h"
+
+namespace herd::kernels {
+
+// The 1 / sqrt(mean(x^2) + eps) RMSNorm scales a row by (the same float RMSNorm uses).
+float RMSNormScale(const float* x, int64_t n, float eps);
+
+// y = x * r * w with r = RMSNormScale(x): dx = r * (dy * w) - x * r^3 / n * sum_j dy_j w_j x_j
+// (sums in double). The weight's gradient, dw_i = sum over rows of dy_i * x_i * r, is left to
+// the caller (it sums over rows).
+void RMSNormBackward(const float* x, const float* weight, const float* dy, int64_t n, float eps,
+                     float* dx);
+
+// The transpose of RopeInterleaved's rotation (rotation by -angle), in place on the gradient.
+void RopeInterleavedBackward(float* dx, int n_heads, int head_dim, const float* cos,
+                             const float* sin);
+
+// out = silu(gate) * up: dgate = dy * up * silu'(gate), dup = dy * silu(gate), with
+// silu'(z) = s(z) (1 + z (1 - s(z))), s the logistic function.
+void SwiGLUBackward(const float* gate, const float* up, const float* dy, int64_t n, float* dgate,
+                    float* dup);
+
+// Causal GQA attention of one sequence from position 0 (what Attention computes with
+// start_pos 0), backward for kv head `kv_head` and its query heads: writes those heads' columns of
+// dq ([n_tokens, n_heads * head_dim]) and of dk, dv ([n_tokens, n_kv_heads * head_dim]).
+// q, k, v: the forward's inputs (k after RoPE); out: its output; dout: the output's gradient.
+// The softmax is recomputed (in double); with D_t = dout_t . out_t (= sum_j P_tj dP_tj):
+//   dP_tj = dout_t . v_j,  dS_tj = P_tj (dP_tj - D_t),  dv_j = sum_t P_tj dout_t,
+//   dq_t = scale * sum_j dS_tj k_j,  dk_j = scale * sum_t dS_tj q_t.
+// Separate kv heads write disjoint columns, so callers run them in parallel.
+void AttentionBackward(const float* q, const float* k, const float* v, const float* out,
+                       const float* dout, int64_t n_tokens, const AttentionShape& s, int kv_head,
+                       float* dq, float* dk, float* dv);
+
+// MatMul backward for float32 weights w [n, k] applied to x [m, k] (y = x w^T, dy [m, n]):
+//   dx = dy w      ([m, k]; written, skipped when dx is null)
+//   dw += dy^T x   ([n, k]; added to)
+// Both products run through MatMul's float kernels on transposed copies (every output element is
+// one dot product, as in the forward).
+void MatMulBackward(const MatView& w, const float* x, const float* dy, int64_t m, float* dx,
+                    float* dw, ThreadPool* pool);
+
+// dst[c * rows + r] = src[r * cols + c] (dst: [cols, rows]).
+void Transpose(const float* src, int64_t rows, int64_t cols, float* dst, ThreadPool* pool);
+
+}  // namespace herd::kernels

@@ -1,0 +1,231 @@
+#include "train/backward.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <vector>
+
+#include "base/check.h"
+#include "kernels/backward.h"
+#include "kernels/ops.h"
+#include "model/forward.h"
+
+namespace herd {
+namespace {
+
+// Buffers of one step, reused across steps (they only grow).
+struct Scratch {
+  ForwardTape tape;
+  std::vector<float> logits;            // [rows, vocab], overwritten by dlogits
+  std::vector<float> dres;              // [rows, dim] gradient of the residual stream
+  std::vector<float> dxn, dtmp;         // [rows, dim]
+  std::vector<float> dact, dgate, dup;  // [rows, ffn_dim]
+  std::vector<float> datt, dq, dk, dv;  // [rows, q_dim] / [rows, kv_dim]
+  std::vector<double> row_loss;         // [rows]
+};
+
+void Grow(std::vector<float>& v, int64_t n) {
+  if (v.size() < static_cast<size_t>(n)) v.resize(n);
+}
+
+void ParallelRows(int64_t rows, ThreadPool* pool, const std::function<void(int64_t)>& fn) {
+  if (pool && rows > 1) {
+    pool->ParallelFor(rows, [&](size_t r, int) { fn(static_cast<int64_t>(r)); });
+  } else {
+    for (int64_t r = 0; r < rows; ++r) fn(r);
+  }
+}
+
+// RMSNorm of each row of x [rows, n] with `weight`, backward: dx += the input's gradient (so the
+// residual stream's gradient collects it), dweight += sum over rows of dy * x * r. Columns of
+// dweight are summed over rows in row order (deterministic).
+void NormBackward(const float* x, const Weight& weight, const float* dy, int64_t rows, int64_t n,
+                  float eps, float* dx, float* dweight, std::vector<float>* tmp, ThreadPool* pool) {
+  Grow(*tmp, rows * n);
+  std::vector<float> scale(rows);
+  ParallelRows(rows, pool, [&](int64_t r) {
+    scale[r] = kernels::RMSNormScale(x + r * n, n, eps);
+    kernels::RMSNormBackward(x + r * n, weight.f32(), dy + r * n, n, eps, tmp->data() + r * n);
+  });
+  kernels::Add(dx, tmp->data(), rows * n);
+  constexpr int64_t kCols = 64;
+  ParallelRows((n + kCols - 1) / kCols, pool, [&](int64_t block) {
+    const int64_t c0 = block * kCols, c1 = std::min(n, c0 + kCols);
+    for (int64_t c = c0; c < c1; ++c) {
+      double sum = 0;
+      for (int64_t r = 0; r < rows; ++r)
+        sum += static_cast<double>(dy[r * n + c]) * x[r * n + c] * scale[r];
+      dweight[c] += static_cast<float>(sum);
+    }
+  });
+}
+
+// dres holds the gradient of the layer's output; on return, of its input x.
+void LayerBackward(const Model& model, int layer, const TokenBatch& b, Scratch* s, LayerGrads* g,
+                   ThreadPool* pool) {
+  const LlamaConfig& c = model.config;
+  const LayerWeights& w = model.weights.layers[layer];
+  const LayerTape& t = s->tape.layers[layer];
+  const int64_t rows = s->tape.rows;
+  const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
+  const int half = c.head_dim / 2;
+  const float eps = static_cast<float>(c.norm_eps);
+  float* dres = s->dres.data();
+
+  // Feed-forward: x_out = h + w2(silu(w1 xn) * w3 xn), xn = RMSNorm(h) * ffn_norm.
+  kernels::MatMulBackward(w.w2.mat(), t.act.data(), dres, rows, s->dact.data(), g->w2.f32(), pool);
+  kernels::SwiGLUBackward(t.gate.data(), t.up.data(), s->dact.data(), rows * c.ffn_dim,
+                          s->dgate.data(), s->dup.data());
+  kernels::MatMulBackward(w.w1.mat(), t.xn_ffn.data(), s->dgate.data(), rows, s->dxn.data(),
+                          g->w1.f32(), pool);
+  kernels::MatMulBackward(w.w3.mat(), t.xn_ffn.data(), s->dup.data(), rows, s->dtmp.data(),
+                          g->w3.f32(), pool);
+  kernels::Add(s->dxn.data(), s->dtmp.data(), rows * c.dim);
+  NormBackward(t.h.data(), w.ffn_norm, s->dxn.data(), rows, c.dim, eps, dres, g->ffn_norm.f32(),
+               &s->dtmp, pool);
+
+  // Attention: h = x + wo(Attention(rope(wq xn), rope(wk xn), wv xn)), xn = RMSNorm(x) * attn_norm.
+  kernels::MatMulBackward(w.wo.mat(), t.att.data(), dres, rows, s->datt.data(), g->wo.f32(), pool);
+  const kernels::AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
+  ParallelRows(int64_t{b.batch} * c.n_kv_heads, pool, [&](int64_t item) {
+    const int64_t row0 = item / c.n_kv_heads * b.seq_len;
+    const int kv_head = static_cast<int>(item % c.n_kv_heads);
+    kernels::AttentionBackward(&t.q[row0 * q_dim], &t.k[row0 * kv], &t.v[row0 * kv],
+                               &t.att[row0 * q_dim], &s->datt[row0 * q_dim], b.seq_len, shape,
+                               kv_head, &s->dq[row0 * q_dim], &s->dk[row0 * kv], &s->dv[row0 * kv]);
+  });
+  ParallelRows(rows, pool, [&](int64_t r) {
+    const float* cos = &s->tape.cos[r * half];
+    const float* sin = &s->tape.sin[r * half];
+    kernels::RopeInterleavedBackward(&s->dq[r * q_dim], c.n_heads, c.head_dim, cos, sin);
+    kernels::RopeInterleavedBackward(&s->dk[r * kv], c.n_kv_heads, c.head_dim, cos, sin);
+  });
+  kernels::MatMulBackward(w.wq.mat(), t.xn_attn.data(), s->dq.data(), rows, s->dxn.data(),
+                          g->wq.f32(), pool);
+  kernels::MatMulBackward(w.wk.mat(), t.xn_attn.data(), s->dk.data(), rows, s->dtmp.data(),
+                          g->wk.f32(), pool);
+  kernels::Add(s->dxn.data(), s->dtmp.data(), rows * c.dim);
+  kernels::MatMulBackward(w.wv.mat(), t.xn_attn.data(), s->dv.data(), rows, s->dtmp.data(),
+                          g->wv.f32(), pool);
+  kernels::Add(s->dxn.data(), s->dtmp.data(), rows * c.dim);
+  NormBackward(t.x.data(), w.attn_norm, s->dxn.data(), rows, c.dim, eps, dres, g->attn_norm.f32(),
+               &s->dtmp, pool);
+}
+
+Status CheckBatch(const Model& model, const TokenBatch& b) {
+  const int64_t n = int64_t{b.batch} * b.seq_len;
+  if (b.batch <= 0 || b.seq_len <= 0) return Status::Error("empty batch");
+  if (static_cast<int64_t>(b.inputs.size()) != n || static_cast<int64_t>(b.targets.size()) != n)
+    return Status::Errorf("batch of {} x {} needs {} inputs and targets, not {} and {}", b.batch,
+                          b.seq_len, n, b.inputs.size(), b.targets.size());
+  for (int64_t i = 0; i < n; ++i) {
+    if (b.targets[i] < -1 || b.targets[i] >= model.config.vocab_size)
+      return Status::Errorf("target {} (at index {}) is out of range", b.targets[i], i);
+  }
+  return Status::Ok();
+}
+
+std::vector<std::span<const int>> Sequences(const TokenBatch& b) {
+  std::vector<std::span<const int>> seqs;
+  for (int i = 0; i < b.batch; ++i)
+    seqs.push_back(b.inputs.subspan(static_cast<size_t>(i) * b.seq_len, b.seq_len));
+  return seqs;
+}
+
+}  // namespace
+
+double CrossEntropy(const float* logits, int vocab, int target, float scale, float* dlogits) {
+  if (target < 0) {
+    if (dlogits) std::fill_n(dlogits, vocab, 0.0f);
+    return 0.0;
+  }
+  float max = -INFINITY;
+  for (int i = 0; i < vocab; ++i) max = std::max(max, logits[i]);
+  const double target_logit = logits[target];  // before dlogits (which may alias logits) is written
+  // One float exp per logit (the vocabulary is large), summed in double; both paths sum the same
+  // values in the same order, so ForwardLoss and ForwardBackward agree bit for bit.
+  double sum = 0;
+  if (dlogits) {
+    for (int i = 0; i < vocab; ++i) {
+      dlogits[i] = std::exp(logits[i] - max);
+      sum += dlogits[i];
+    }
+    const float f = static_cast<float>(scale / sum);
+    for (int i = 0; i < vocab; ++i) dlogits[i] *= f;
+    dlogits[target] -= scale;
+  } else {
+    for (int i = 0; i < vocab; ++i) sum += std::exp(logits[i] - max);
+  }
+  return max + std::log(sum) - target_logit;
+}
+
+Result<LossSum> ForwardBackward(const Model& model, const TokenBatch& b, float grad_scale,
+                                LlamaGrads* grads, ThreadPool* pool) {
+  HERD_RETURN_IF_ERROR(CheckBatch(model, b));
+  const LlamaConfig& c = model.config;
+  bool all_f32 = true;
+  ForEachTensor(model.weights,
+                [&](TensorId, const Weight& w) { all_f32 &= w.dtype == DType::kF32; });
+  if (!all_f32) return Status::Error("training needs float32 weights");
+  // One per calling thread, reused across steps; `s` (a plain reference) is what the pool's
+  // workers see, not their own thread_local instance.
+  thread_local Scratch scratch;
+  Scratch& s = scratch;
+  HERD_RETURN_IF_ERROR(ForwardRecord(model, Sequences(b), &s.tape, &s.logits, pool));
+  const int64_t rows = s.tape.rows;
+  const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
+  Grow(s.dres, rows * c.dim), Grow(s.dxn, rows * c.dim), Grow(s.dtmp, rows * c.dim);
+  Grow(s.dact, rows * c.ffn_dim), Grow(s.dgate, rows * c.ffn_dim), Grow(s.dup, rows * c.ffn_dim);
+  Grow(s.datt, rows * q_dim), Grow(s.dq, rows * q_dim), Grow(s.dk, rows * kv),
+      Grow(s.dv, rows * kv);
+
+  // Cross-entropy; dlogits replace the logits.
+  s.row_loss.assign(rows, 0.0);
+  ParallelRows(rows, pool, [&](int64_t r) {
+    float* row = &s.logits[r * c.vocab_size];
+    s.row_loss[r] = CrossEntropy(row, c.vocab_size, b.targets[r], grad_scale, row);
+  });
+  LossSum loss;
+  for (int64_t r = 0; r < rows; ++r) {
+    loss.sum += s.row_loss[r];
+    loss.count += b.targets[r] >= 0;
+  }
+
+  // Output projection and final norm.
+  GradTensor& d_out = grads->tied ? grads->tok_embeddings : grads->output;
+  kernels::MatMulBackward(model.weights.output.mat(), s.tape.xn_final.data(), s.logits.data(), rows,
+                          s.dxn.data(), d_out.f32(), pool);
+  std::fill_n(s.dres.data(), rows * c.dim, 0.0f);
+  NormBackward(s.tape.x_final.data(), model.weights.norm, s.dxn.data(), rows, c.dim,
+               static_cast<float>(c.norm_eps), s.dres.data(), grads->norm.f32(), &s.dtmp, pool);
+
+  for (int layer = c.n_layers - 1; layer >= 0; --layer)
+    LayerBackward(model, layer, b, &s, &grads->layers[layer], pool);
+
+  // Embedding: rows in order, so repeated tokens sum deterministically.
+  float* d_emb = grads->tok_embeddings.f32();
+  for (int64_t r = 0; r < rows; ++r)
+    kernels::Add(d_emb + int64_t{b.inputs[r]} * c.dim, &s.dres[r * c.dim], c.dim);
+  return loss;
+}
+
+Result<LossSum> ForwardLoss(const Model& model, const TokenBatch& b, ThreadPool* pool) {
+  HERD_RETURN_IF_ERROR(CheckBatch(model, b));
+  const LlamaConfig& c = model.config;
+  LossSum loss;
+  std::vector<float> logits;
+  for (int i = 0; i < b.batch; ++i) {
+    KVCache cache(c, b.seq_len, DType::kF32);
+    const auto tokens = b.inputs.subspan(static_cast<size_t>(i) * b.seq_len, b.seq_len);
+    HERD_RETURN_IF_ERROR(Forward(model, tokens, &cache, /*all_logits=*/true, &logits, pool));
+    for (int t = 0; t < b.seq_len; ++t) {
+      const int target = b.targets[static_cast<size_t>(i) * b.seq_len + t];
+      loss.sum += CrossEntropy(&logits[static_cast<size_t>(t) * c.vocab_size], c.vocab_size, target,
+                               0.0f, nullptr);
+      loss.count += target >= 0;
+    }
+  }
+  return loss;
+}
+
+}  // namespace herd

@@ -1,0 +1,94 @@
+#include "train/optimizer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "base/check.h"
+
+namespace herd {
+
+double LrSchedule::At(int64_t step) const {
+  if (step < warmup_steps) return lr * static_cast<double>(step + 1) / warmup_steps;
+  const double p =
+      std::min(1.0, static_cast<double>(step - warmup_steps) /
+                        static_cast<double>(std::max<int64_t>(1, total_steps - warmup_steps)));
+  const double lr_min = lr * min_lr_ratio;
+  return lr_min + 0.5 * (1.0 + std::cos(M_PI * p)) * (lr - lr_min);
+}
+
+std::vector<ParamRef> ParamRefs(const LlamaWeights& weights, LlamaGrads* grads) {
+  std::vector<ParamRef> refs;
+  ForEachTensor(weights, [&](TensorId, const Weight& w) {
+    CHECK(w.dtype == DType::kF32);
+    refs.push_back({MutableF32(w), nullptr, w.numel(), w.shape.size() == 2});
+  });
+  size_t i = 0;
+  ForEachTensor(*grads, [&](TensorId, GradTensor& g) {
+    CHECK(i < refs.size() && g.numel() == refs[i].n);
+    refs[i++].g = g.f32();
+  });
+  CHECK(i == refs.size());
+  return refs;
+}
+
+double GradNorm(std::span<const ParamRef> params) {
+  double ss = 0;
+  for (const ParamRef& p : params)
+    for (int64_t i = 0; i < p.n; ++i) ss += static_cast<double>(p.g[i]) * p.g[i];
+  return std::sqrt(ss);
+}
+
+double ClipGradNorm(std::span<const ParamRef> params, double max_norm) {
+  const double norm = GradNorm(params);
+  const double coef = max_norm / (norm + 1e-6);
+  if (coef < 1.0) {
+    for (const ParamRef& p : params)
+      for (int64_t i = 0; i < p.n; ++i) p.g[i] = static_cast<float>(p.g[i] * coef);
+  }
+  return norm;
+}
+
+void AdamW::Step(std::span<const ParamRef> params, double lr, ThreadPool* pool) {
+  if (m_.empty()) {
+    for (const ParamRef& p : params) {
+      m_.emplace_back(p.n, 0.0f);
+      v_.emplace_back(p.n, 0.0f);
+    }
+  }
+  CHECK(m_.size() == params.size());
+  ++steps_;
+  const AdamWOptions& o = options_;
+  const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(steps_));
+  const double bc2_sqrt = std::sqrt(1.0 - std::pow(o.beta2, static_cast<double>(steps_)));
+  const double step_size = lr / bc1;
+  // Work items: blocks of elements of every tensor (each element is independent).
+  constexpr int64_t kBlock = 16384;
+  std::vector<std::pair<size_t, int64_t>> items;
+  for (size_t t = 0; t < params.size(); ++t) {
+    CHECK(static_cast<int64_t>(m_[t].size()) == params[t].n);
+    for (int64_t b = 0; b < params[t].n; b += kBlock) items.push_back({t, b});
+  }
+  auto run = [&](size_t item, int) {
+    const auto [t, begin] = items[item];
+    const ParamRef& p = params[t];
+    float* m = m_[t].data();
+    float* v = v_[t].data();
+    const double decay = p.decay ? 1.0 - lr * o.weight_decay : 1.0;
+    for (int64_t i = begin, end = std::min(p.n, begin + kBlock); i < end; ++i) {
+      const double g = p.g[i];
+      const double mi = o.beta1 * m[i] + (1.0 - o.beta1) * g;
+      const double vi = o.beta2 * v[i] + (1.0 - o.beta2) * g * g;
+      m[i] = static_cast<float>(mi);
+      v[i] = static_cast<float>(vi);
+      const double denom = std::sqrt(vi) / bc2_sqrt + o.eps;
+      p.w[i] = static_cast<float>(p.w[i] * decay - step_size * mi / denom);
+    }
+  };
+  if (pool && items.size() > 1) {
+    pool->ParallelFor(items.size(), run);
+  } else {
+    for (size_t i = 0; i < items.size(); ++i) run(i, 0);
+  }
+}
+
+}  // namespace herd

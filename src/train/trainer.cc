@@ -1,0 +1,228 @@
+#include "train/trainer.h"
+
+#include <nlohmann/json.hpp>
+
+#include "base/paths.h"
+#include "model/init.h"
+#include "tokenizer/load.h"
+#include "train/backward.h"
+#include "train/checkpoint.h"
+#include "train/data_card.h"
+#include "train/shards.h"
+
+namespace herd {
+namespace {
+
+using nlohmann::json;
+
+Status CheckShape(const TrainOptions& o) {
+  if (o.steps <= 0) return Status::Error("--steps must be positive");
+  if (o.seq_len <= 0) return Status::Error("--seq-len must be positive");
+  if (o.batch_tokens <= 0 || o.batch_tokens % o.seq_len != 0)
+    return Status::Errorf("--batch-tokens {} must be a positive multiple of --seq-len {}",
+                          o.batch_tokens, o.seq_len);
+  const int64_t micro = o.micro_batch_tokens ? o.micro_batch_tokens : o.batch_tokens;
+  if (micro % o.seq_len != 0 || o.batch_tokens % micro != 0)
+    return Status::Errorf(
+        "--micro-batch-tokens {} must be a multiple of --seq-len {} and divide --batch-tokens {}",
+        micro, o.seq_len, o.batch_tokens);
+  if (!(o.schedule.lr > 0)) return Status::Error("--lr must be positive");
+  if (o.schedule.warmup_steps < 0) return Status::Error("--warmup must be >= 0");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& options, ThreadPool* pool) {
+  std::unique_ptr<Trainer> t(new Trainer);
+  t->options_ = options;
+  t->pool_ = pool;
+  TrainOptions& o = t->options_;
+  o.schedule.total_steps = o.steps;
+  if (o.micro_batch_tokens == 0) o.micro_batch_tokens = o.batch_tokens;
+  HERD_RETURN_IF_ERROR(CheckShape(o));
+
+  std::optional<TrainState> state;
+  if (!o.resume.empty()) {
+    auto ck = LoadCheckpoint(o.resume, o.adamw, pool);
+    if (!ck.ok()) return Status::Errorf("--resume {}: {}", o.resume, ck.status().message());
+    const json h = json::parse(ck->state.hparams, nullptr, false);
+    if (!h.is_object() || h.value("seq_len", 0) != o.seq_len ||
+        h.value("batch_tokens", int64_t{0}) != o.batch_tokens)
+      return Status::Errorf(
+          "--resume {}: the checkpoint was trained with seq_len {} and batch_tokens {}; resume "
+          "with the same (got {} and {})",
+          o.resume, h.value("seq_len", 0), h.value("batch_tokens", int64_t{0}), o.seq_len,
+          o.batch_tokens);
+    t->model_ = std::move(ck->model);
+    t->optimizer_ = std::move(ck->optimizer);
+    state = ck->state;
+    if (auto tok = LoadTokenizerData(o.resume); tok.ok()) t->tokenizer_ = std::move(*tok);
+  } else if (!o.init_from.empty()) {
+    auto loaded = LoadModel(o.init_from);
+    if (!loaded.ok()) return loaded.status();
+    auto model = MakeTrainableModel(loaded->config, loaded->weights, pool);
+    if (!model.ok()) return model.status();
+    t->model_ = std::move(*model);
+    if (auto tok = LoadTokenizerData(loaded->files.root); tok.ok()) t->tokenizer_ = std::move(*tok);
+  } else if (!o.preset.empty()) {
+    auto config = PresetConfig(o.preset);
+    if (!config.ok()) return config.status();
+    auto weights = InitRandomWeights(*config, DType::kF32, o.seed, pool);
+    if (!weights.ok()) return weights.status();
+    auto model = MakeTrainableModel(*config, *weights, pool);
+    if (!model.ok()) return model.status();
+    t->model_ = std::move(*model);
+    const std::string path = o.tokenizer.empty() ? DefaultLlama3TokenizerPath() : o.tokenizer;
+    auto tok = LoadTokenizerData(path);
+    if (!tok.ok()) return tok.status();
+    if (static_cast<int>(tok->tokens.size()) != config->vocab_size)
+      return Status::Errorf("{}: {} tokens, but preset {} has a vocabulary of {}", path,
+                            tok->tokens.size(), o.preset, config->vocab_size);
+    t->tokenizer_ = std::move(*tok);
+  } else {
+    return Status::Error("give a model: --preset, --init-from or --resume");
+  }
+  if (!o.tokenizer.empty() && o.preset.empty() && !t->tokenizer_) {
+    auto tok = LoadTokenizerData(o.tokenizer);
+    if (!tok.ok()) return tok.status();
+    t->tokenizer_ = std::move(*tok);
+  }
+  if (state && state->step > o.steps)
+    return Status::Errorf("--resume {}: already {} steps, more than --steps {}", o.resume,
+                          state->step, o.steps);
+
+  MixOptions mix_options;
+  mix_options.licenses.extra_allowed = o.allow_licenses;
+  if (t->tokenizer_) {
+    auto tok = Tokenizer::Create(*t->tokenizer_);
+    if (!tok.ok()) return tok.status();
+    mix_options.tokenizer_fingerprint = TokenizerFingerprint(*tok);
+  }
+  auto open_mix = [&](const std::string& path) -> Result<std::unique_ptr<DataMix>> {
+    auto mix = DataMix::OpenFile(path, mix_options);
+    if (!mix.ok()) return mix.status();
+    if (mix->vocab_size() > t->model_.config.vocab_size)
+      return Status::Errorf("{}: token ids up to {} do not fit the model's vocabulary of {}", path,
+                            mix->vocab_size(), t->model_.config.vocab_size);
+    return std::make_unique<DataMix>(std::move(*mix));
+  };
+  auto mix = open_mix(o.mix);
+  if (!mix.ok()) return mix.status();
+  t->mix_ = std::move(*mix);
+  if (!o.val_mix.empty()) {
+    auto val = open_mix(o.val_mix);
+    if (!val.ok()) return val.status();
+    t->val_mix_ = std::move(*val);
+  }
+  SamplerOptions so;
+  so.seq_len = o.seq_len;
+  so.batch = static_cast<int>(o.micro_batch_tokens / o.seq_len);
+  so.pack = o.pack;
+  auto sampler = MixSampler::Create(*t->mix_, so);
+  if (!sampler.ok()) return sampler.status();
+  t->sampler_ = std::make_unique<MixSampler>(std::move(*sampler));
+  if (state) {
+    HERD_RETURN_IF_ERROR(t->sampler_->RestoreState(state->sampler));
+    t->step_ = state->step;
+    t->tokens_seen_ = state->tokens_seen;
+  } else {
+    t->optimizer_ = AdamW(o.adamw);
+  }
+  t->grads_ = MakeGrads(t->model_.config);
+  t->params_ = ParamRefs(t->model_.weights, &t->grads_);
+  return t;
+}
+
+Result<StepResult> Trainer::Step() {
+  const TrainOptions& o = options_;
+  const int64_t n_micro = o.batch_tokens / o.micro_batch_tokens;
+  const float scale = 1.0f / static_cast<float>(o.batch_tokens);
+  ZeroGrads(&grads_);
+  double loss_sum = 0;
+  for (int64_t micro = 0; micro < n_micro; ++micro) {
+    const Batch b = sampler_->Next();
+    inputs_.resize(static_cast<size_t>(b.batch) * b.seq_len);
+    targets_.resize(inputs_.size());
+    for (int i = 0; i < b.batch; ++i) {
+      const auto row = b.row(i);
+      for (int j = 0; j < b.seq_len; ++j) {
+        inputs_[static_cast<size_t>(i) * b.seq_len + j] = row[j];
+        targets_[static_cast<size_t>(i) * b.seq_len + j] = row[j + 1];
+      }
+    }
+    auto loss =
+        ForwardBackward(model_, {b.batch, b.seq_len, inputs_, targets_}, scale, &grads_, pool_);
+    if (!loss.ok()) return loss.status();
+    loss_sum += loss->sum;
+  }
+  StepResult r;
+  r.grad_norm = o.clip > 0 ? ClipGradNorm(params_, o.clip) : GradNorm(params_);
+  r.lr = o.schedule.At(step_);
+  optimizer_.Step(params_, r.lr, pool_);
+  r.step = ++step_;
+  r.loss = loss_sum / static_cast<double>(o.batch_tokens);
+  r.tokens_seen = tokens_seen_ += o.batch_tokens;
+  return r;
+}
+
+Result<double> Trainer::ValidationLoss() {
+  if (!val_mix_) return Status::Error("no validation mix");
+  SamplerOptions so;
+  so.seq_len = options_.seq_len;
+  so.batch = static_cast<int>(options_.micro_batch_tokens / options_.seq_len);
+  so.pack = options_.pack;
+  auto sampler = MixSampler::Create(*val_mix_, so);
+  if (!sampler.ok()) return sampler.status();
+  LossSum total;
+  for (int k = 0; k < options_.val_batches; ++k) {
+    const Batch b = sampler->Next();
+    std::vector<int> in, tg;
+    for (int i = 0; i < b.batch; ++i) {
+      const auto row = b.row(i);
+      in.insert(in.end(), row.begin(), row.end() - 1);
+      tg.insert(tg.end(), row.begin() + 1, row.end());
+    }
+    auto loss = ForwardLoss(model_, {b.batch, b.seq_len, in, tg}, pool_);
+    if (!loss.ok()) return loss.status();
+    total.sum += loss->sum, total.count += loss->count;
+  }
+  return total.mean();
+}
+
+std::string Trainer::HParams() const {
+  const TrainOptions& o = options_;
+  const json j = {{"mix", o.mix},
+                  {"val_mix", o.val_mix},
+                  {"steps", o.steps},
+                  {"seq_len", o.seq_len},
+                  {"batch_tokens", o.batch_tokens},
+                  {"micro_batch_tokens", o.micro_batch_tokens},
+                  {"lr", o.schedule.lr},
+                  {"warmup", o.schedule.warmup_steps},
+                  {"min_lr_ratio", o.schedule.min_lr_ratio},
+                  {"clip", o.clip},
+                  {"beta1", o.adamw.beta1},
+                  {"beta2", o.adamw.beta2},
+                  {"eps", o.adamw.eps},
+                  {"weight_decay", o.adamw.weight_decay},
+                  {"seed", o.seed},
+                  {"pack", o.pack},
+                  {"preset", o.preset},
+                  {"init_from", o.init_from}};
+  return j.dump();
+}
+
+Status Trainer::Save(const std::string& dir) const {
+  const TrainState state{step_, tokens_seen_, sampler_->SaveState(), HParams()};
+  return SaveCheckpoint(dir, model_, tokenizer_ ? &*tokenizer_ : nullptr, optimizer_, state,
+                        BuildDataCard(*mix_, sampler_.get()));
+}
+
+int64_t Trainer::parameters() const {
+  int64_t n = 0;
+  for (const ParamRef& p : params_) n += p.n;
+  return n;
+}
+
+}  // namespace herd

@@ -1,0 +1,93 @@
+// One training run: a model (random from a preset, loaded from a model, or from a checkpoint),
+// the data mix and its sampler, gradients, the optimizer and the schedule. Step() is one optimizer
+// update: batch_tokens / seq_len windows drawn in micro-batches of micro_batch_tokens / seq_len,
+// each run through ForwardBackward with the gradient scaled by 1 / (targets of the whole step), so
+// the accumulated gradient is that of the step's mean loss; then global-norm clipping and AdamW at
+// the schedule's learning rate.
+//
+// Exact resume: a checkpoint (train/checkpoint.h) holds the float32 weights, the AdamW moments,
+// the step and the sampler's cursors; the sampler is counter-based and the forward and backward are
+// deterministic, so a resumed run produces bit-identical losses to one that never stopped.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "base/status.h"
+#include "base/thread_pool.h"
+#include "model/load.h"
+#include "tokenizer/tokenizer.h"
+#include "train/grads.h"
+#include "train/mix.h"
+#include "train/optimizer.h"
+#include "train/sampler.h"
+
+namespace herd {
+
+struct TrainOptions {
+  std::string mix;                 // mix file (mix.h)
+  std::string preset;              // a PresetConfig name: random init with `seed`...
+  std::string init_from;           // ...or a model to start from (any format herd loads)...
+  std::string resume;              // ...or a checkpoint directory to continue
+  std::string tokenizer;           // with a preset: the tokenizer file (empty: Llama 3's default)
+  std::string val_mix;             // optional validation mix
+  int64_t steps = 0;               // total optimizer updates (a resumed run continues to this)
+  int seq_len = 0;                 // tokens per window (targets per window)
+  int64_t batch_tokens = 0;        // targets per optimizer update: a multiple of seq_len
+  int64_t micro_batch_tokens = 0;  // per forward/backward (0: batch_tokens); divides batch_tokens
+  LrSchedule schedule;             // total_steps is set from `steps`
+  double clip = 1.0;               // global gradient norm limit (<= 0: no clipping)
+  AdamWOptions adamw;
+  uint64_t seed = 0;    // weight initialisation with a preset
+  bool pack = false;    // sampler packing (sampler.h)
+  int val_batches = 4;  // micro-batches of validation windows
+  std::vector<std::string> allow_licenses;
+};
+
+struct StepResult {
+  int64_t step = 0;              // updates done, this one included
+  double loss = 0;               // mean cross-entropy of the step's targets, before the update
+  double lr = 0, grad_norm = 0;  // grad_norm before clipping
+  uint64_t tokens_seen = 0;      // targets trained on so far, this step included
+};
+
+class Trainer {
+ public:
+  // Loads or initialises everything; errors name what is wrong (options, files, mix, shapes).
+  static Result<std::unique_ptr<Trainer>> Create(const TrainOptions& options, ThreadPool* pool);
+
+  Result<StepResult> Step();
+  // Mean loss over the first val_batches micro-batches of the validation mix (the same windows
+  // every time). Error when there is no validation mix.
+  Result<double> ValidationLoss();
+  // Writes a checkpoint of the current state to dir (checkpoint.h), with the data card.
+  Status Save(const std::string& dir) const;
+
+  int64_t step() const { return step_; }
+  const TrainOptions& options() const { return options_; }
+  const Model& model() const { return model_; }
+  const DataMix& mix() const { return *mix_; }
+  bool has_validation() const { return val_mix_ != nullptr; }
+  int64_t parameters() const;
+
+ private:
+  Trainer() = default;
+  std::string HParams() const;
+
+  TrainOptions options_;
+  ThreadPool* pool_ = nullptr;
+  Model model_;
+  std::optional<TokenizerData> tokenizer_;
+  std::unique_ptr<DataMix> mix_, val_mix_;
+  std::unique_ptr<MixSampler> sampler_;
+  LlamaGrads grads_;
+  std::vector<ParamRef> params_;
+  AdamW optimizer_;
+  int64_t step_ = 0;
+  uint64_t tokens_seen_ = 0;
+  std::vector<int> inputs_, targets_;
+};
+
+}  // namespace herd

@@ -1,0 +1,140 @@
+"""herd train: a tiny model trained on a small tokenized text learns (the loss falls), writes its log
+and checkpoints (an HF directory herd run loads, train_state.json, optimizer moments, data card),
+resumes bit-identically (interrupted + resumed == straight through, with other thread counts and
+gradient accumulation), validates, and refuses bad arguments."""
+import json
+import subprocess
+
+import pytest
+
+WORDS = ("the quick brown fox jumps over the lazy dog and then it runs away into the forest "
+         "where it sleeps until the morning sun").split()
+# Steps short enough for CI: 64 tokens per step (2 windows of 32) on the tiny preset (vocab 128256).
+COMMON = ["--preset", "tiny", "--steps", "12", "--seq-len", "32", "--batch-tokens", "64", "--lr", "3e-3",
+          "--warmup", "2", "--log-every", "4"]
+
+
+def lines(n, offset=0):
+    return "".join(" ".join(WORDS[(i + j + offset) % len(WORDS)] for j in range(12)) + ".\n"
+                   for i in range(n))
+
+
+def tokenize(herd_bin, llama3_model, out, text_path):
+    subprocess.run([herd_bin, "data", "tokenize", "--source", "fox", "--license", "CC0-1.0",
+                    "--provenance", "generated test text", "--tokenizer", llama3_model,
+                    "--out", out, text_path], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, herd_bin, llama3_model):
+    d = tmp_path_factory.mktemp("train_data")
+    (d / "train.txt").write_text(lines(200))
+    (d / "val.txt").write_text(lines(40, offset=5))
+    tokenize(herd_bin, llama3_model, d / "shards", d / "train.txt")
+    tokenize(herd_bin, llama3_model, d / "val_shards", d / "val.txt")
+    (d / "mix.json").write_text(json.dumps({"sources": [{"name": "fox", "shards": "shards", "weight": 1}],
+                                            "seed": 7}))
+    (d / "val.json").write_text(json.dumps({"sources": [{"name": "fox", "shards": "val_shards",
+                                                         "weight": 1}]}))
+    return d
+
+
+def train(herd_bin, data, out, *extra, check=True):
+    r = subprocess.run([herd_bin, "train", "--mix", data / "mix.json", "--out", out, *COMMON, *extra],
+                       capture_output=True, text=True, timeout=300)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+def read_log(out):
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory, herd_bin, data):
+    out = tmp_path_factory.mktemp("straight")
+    r = train(herd_bin, data, out, "--threads", "2", "--val-mix", data / "val.json", "--val-every", "6")
+    return out, r.stderr
+
+
+def test_loss_falls_and_log_and_progress(straight):
+    out, stderr = straight
+    log = read_log(out)
+    steps = [e for e in log if "loss" in e]
+    assert [e["step"] for e in steps] == list(range(1, 13))
+    assert steps[-1]["loss"] < steps[0]["loss"] - 1.0, [e["loss"] for e in steps]
+    for e in steps:
+        assert e["tokens"] == 64 * e["step"] and e["grad_norm"] > 0 and e["lr"] > 0
+        assert e["tokens_per_s"] > 0 and e["elapsed_s"] >= 0
+    assert steps[0]["lr"] == pytest.approx(1.5e-3)  # warmup: (step 1) / 2 of the peak
+    val = [e for e in log if "val_loss" in e]
+    assert [e["step"] for e in val] == [6, 12] and val[1]["val_loss"] < val[0]["val_loss"]
+    assert "step 4/12" in stderr and "tok/s" in stderr and "ETA" in stderr
+    assert "validation loss" in stderr
+
+
+def test_checkpoint_layout_and_runs_in_herd_run(straight, herd_bin):
+    out, _ = straight
+    assert (out / "latest").read_text().strip() == "step-000012"
+    ck = out / "step-000012"
+    for name in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                 "optimizer.safetensors", "train_state.json", "data_card.json"]:
+        assert (ck / name).exists(), name
+    state = json.loads((ck / "train_state.json").read_text())
+    assert state["format"] == "herd-train-state" and state["step"] == 12
+    assert state["tokens_seen"] == 12 * 64 and state["optimizer_steps"] == 12
+    assert state["sampler"]["format"] == "herd-sampler-state"
+    assert state["hparams"]["seq_len"] == 32 and state["hparams"]["batch_tokens"] == 64
+    card = json.loads((ck / "data_card.json").read_text())
+    assert card["format"] == "herd-data-card" and card["tokens_seen"] == 12 * 64
+    assert card["sources"][0]["license"] == "CC0-1.0"
+    config = json.loads((ck / "config.json").read_text())
+    assert config["torch_dtype"] == "float32" and config["hidden_size"] == 64
+    r = subprocess.run([herd_bin, "run", "--model", ck, "--prompt", "the quick", "--max-tokens", "4",
+                        "--temperature", "0"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip()
+
+
+def test_resume_is_bit_identical(straight, herd_bin, data, tmp_path):
+    out, _ = straight
+    want = [e["loss"] for e in read_log(out) if "loss" in e]
+    # Interrupted after 5 steps on 1 thread, resumed with 2 threads from the run directory: the
+    # same losses, bit for bit, as the straight run.
+    r = train(herd_bin, data, tmp_path, "--threads", "1", "--stop-after", "5")
+    assert "stopped after 5 steps" in r.stderr
+    assert (tmp_path / "latest").read_text().strip() == "step-000005"
+    r = train(herd_bin, data, tmp_path, "--threads", "2", "--resume", tmp_path)
+    assert "at step 5" in r.stderr
+    got = [e["loss"] for e in read_log(tmp_path) if "loss" in e]
+    assert len(got) == 12
+    assert got == want
+
+
+def test_gradient_accumulation(straight, herd_bin, data, tmp_path):
+    # Two micro-batches of 32 tokens per step: the same windows and the same mean loss as one batch
+    # of 64, up to the order of float32 sums.
+    out, _ = straight
+    want = [e["loss"] for e in read_log(out) if "loss" in e][:3]
+    r = train(herd_bin, data, tmp_path, "--micro-batch-tokens", "32", "--stop-after", "3")
+    assert "64 tokens (32 per micro-batch" in r.stderr
+    got = [e["loss"] for e in read_log(tmp_path) if "loss" in e]
+    assert got == pytest.approx(want, rel=1e-5)
+
+
+def test_bad_arguments(herd_bin, data, tmp_path):
+    r = subprocess.run([herd_bin, "train", "--mix", data / "mix.json", "--out", tmp_path, "--preset", "tiny",
+                        "--steps", "2", "--seq-len", "32", "--batch-tokens", "48", "--lr", "1e-3"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "multiple of --seq-len" in r.stderr
+    r = subprocess.run([herd_bin, "train", "--mix", data / "mix.json", "--out", tmp_path, "--steps", "2",
+                        "--seq-len", "32", "--batch-tokens", "64", "--lr", "1e-3"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "--preset" in r.stderr
+    r = subprocess.run([herd_bin, "train", "--mix", data / "mix.json", "--out", tmp_path, "--preset", "nope",
+                        "--steps", "2", "--seq-len", "32", "--batch-tokens", "64", "--lr", "1e-3"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "unknown preset" in r.stderr
+    r = train(herd_bin, data, tmp_path / "r", "--resume", tmp_path / "missing", check=False)
+    assert r.returncode != 0 and "missing" in r.stderr
