@@ -8,6 +8,7 @@
 #include "model/forward.h"
 #include "model/self_check.h"
 #include "tokenizer/load.h"
+#include "train/data_card.h"
 
 namespace herd::app {
 namespace fs = std::filesystem;
@@ -116,6 +117,18 @@ std::optional<LoadedModel> LoadForInference(const std::string& path, int ctx, DT
   }
   for (const std::string& w : SelfCheck(out.model, out.tokenizer ? &*out.tokenizer : nullptr))
     std::fprintf(stderr, "herd: warning: %s\n", w.c_str());
+  // A model herd trained says what data made it (data_card.json next to its weights).
+  const fs::path card = fs::path(out.model.files.root) / "data_card.json";
+  std::error_code ec;
+  if (!quiet && fs::is_regular_file(card, ec)) {
+    std::ifstream f(card);
+    const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    auto summary = SummarizeDataCard(text);
+    std::fprintf(stderr, "herd: data card: %s\n",
+                 summary.ok()
+                     ? summary->c_str()
+                     : ("unreadable " + card.string() + ": " + summary.status().message()).c_str());
+  }
   return out;
 }
 

@@ -86,4 +86,37 @@ std::string BuildDataCard(const DataMix& mix, const MixSampler* sampler) {
   return card.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
 }
 
+namespace {
+
+std::string Count(double n) {
+  if (n >= 1e9) return fmt::format("{:.2f}B", n / 1e9);
+  if (n >= 1e6) return fmt::format("{:.2f}M", n / 1e6);
+  if (n >= 1e3) return fmt::format("{:.1f}K", n / 1e3);
+  return fmt::format("{:.0f}", n);
+}
+
+}  // namespace
+
+Result<std::string> SummarizeDataCard(std::string_view card_json) {
+  const json card = json::parse(card_json, nullptr, false);
+  if (card.is_discarded() || !card.is_object() || card.value("format", "") != "herd-data-card" ||
+      !card.contains("sources") || !card["sources"].is_array())
+    return Status::Error("not a herd data card (format \"herd-data-card\" with a sources list)");
+  std::string out = Count(card.value("tokens_seen", 0.0)) + " tokens seen:";
+  bool first = true;
+  for (const json& src : card["sources"]) {
+    if (!src.is_object()) continue;
+    const json lic = src.value("license", json(nullptr));
+    std::string license = lic.is_string()  ? lic.get<std::string>()
+                          : lic.is_array() ? lic.dump()
+                                           : "?";
+    out += fmt::format("{} {} ({}, {:.0f}%", first ? "" : ",", src.value("name", "?"), license,
+                       100 * src.value("probability", 0.0));
+    if (src.contains("epochs")) out += fmt::format(", {:.2f} epochs", src.value("epochs", 0.0));
+    out += ")";
+    first = false;
+  }
+  return out;
+}
+
 }  // namespace herd

@@ -15,7 +15,9 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
+#include "base/status.h"
 #include "train/mix.h"
 #include "train/sampler.h"
 
@@ -23,5 +25,10 @@ namespace herd {
 
 // Pretty-printed JSON. `sampler` may be null (a card of the mix alone).
 std::string BuildDataCard(const DataMix& mix, const MixSampler* sampler);
+
+// One line for people loading a trained model: tokens seen, and per source its licence, mix
+// share and epochs, e.g. "2.05M tokens seen: kjv (CC-PDDC, 70%, 1.46 epochs), wiki (CC-BY-SA-4.0,
+// 30%, 0.20 epochs)". Error if the text is not a herd data card.
+Result<std::string> SummarizeDataCard(std::string_view card_json);
 
 }  // namespace herd

@@ -95,6 +95,10 @@ def test_checkpoint_layout_and_runs_in_herd_run(straight, herd_bin):
                         "--temperature", "0"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip()
+    # herd run says what data made the model, in one line.
+    line = [l for l in r.stderr.splitlines() if l.startswith("herd: data card: ")]
+    assert len(line) == 1, r.stderr
+    assert "768 tokens seen:" in line[0] and "(CC0-1.0, 100%" in line[0], line[0]
 
 
 def test_resume_is_bit_identical(straight, herd_bin, data, tmp_path):
