@@ -6,18 +6,22 @@
 // What each number is:
 //   * read_gbps: memory READ bandwidth, 1e9 bytes/s. Each of t threads (t = 1..T) sums its own
 //     contiguous slice of one buffer much larger than the last-level cache (default 1 GiB; the
-//     pages are first touched by the thread that later reads them), with 256-bit loads when the CPU
-//     has AVX2 (plain loads otherwise), 4 independent accumulators so the adds never limit. Time is
+//     pages are first touched by the thread that later reads them), with 512-bit loads at AVX-512,
+//     256-bit loads at AVX2 (plain loads otherwise), 4 independent accumulators so the adds never
+//     limit. Time is
 //     from a common start to the last thread's finish; best of R reps. read_gbps is the best over
 //     t.
 //   * fp32_gflops (fp32_gflops_per_core): float32 multiply-add peak of all T threads (of one), 1e9
 //     FLOP/s, an FMA counted as 2 FLOP. 12 independent FMA chains held in registers (AVX2 FMA:
-//     12 x 8 lanes; enough chains to cover FMA latency x throughput on current x86 cores); without
-//     AVX2+FMA, 12 scalar multiply-add chains. No memory traffic: this is the compute roof.
+//     12 x 8 lanes, or 12 x 16 at AVX-512; enough chains to cover FMA latency x throughput on
+//     current x86 cores); without AVX2+FMA, 12 scalar multiply-add chains. No memory traffic: this
+//     is the compute roof.
 //   * int8_gops (int8_gops_per_core): the int8 dot-product roof of quantised matmuls, 1e9 ops/s
-//     with one u8 x s8 multiply-add counted as 2 ops: vpmaddubsw (u8 x s8 -> pairs summed to s16)
-//     + vpmaddwd by 1 (-> s32) + vpaddd, 6 independent chains. Only measured with AVX2 (null
-//     otherwise).
+//     with one u8 x s8 multiply-add counted as 2 ops, measured with the instructions herd's
+//     kernels use at the active level (int8_method): at AVX2 vpmaddubsw (u8 x s8 -> pairs summed
+//     to s16) + vpmaddwd by 1 (-> s32) + vpaddd, 6 independent chains of 256 bits; at AVX-512 with
+//     VNNI vpdpbusd (u8 x s8, 4 products summed into s32 in one instruction), 12 chains of 512
+//     bits; at AVX-512 without VNNI the AVX2 sequence on 512 bits, 12 chains. Null below AVX2.
 //
 // How they are used (docs/PERFORMANCE.md): decoding one token reads every weight once (the KV cache
 // too, small at short context), so
@@ -27,8 +31,9 @@
 // (int8_gops for a quantised-activation path). A kernel at a small fraction of its roof has
 // headroom.
 //
-// The SIMD loops are compiled for AVX2 per function (target attributes), chosen at run time from
-// CPUID (herd's ActiveIsa: $HERD_ISA=scalar forces the fallback); the binary stays baseline x86-64.
+// The SIMD loops are compiled for AVX2 / AVX-512 per function (target attributes), chosen at run
+// time from CPUID (herd's ActiveIsa: $HERD_ISA=avx2 or scalar forces a lower level; run it at each
+// level to compare them); the binary stays baseline x86-64.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -46,7 +51,15 @@
 #include "base/cpu.h"
 
 #if defined(__x86_64__)
+// GCC 12's AVX-512 intrinsics initialise their "undefined" operands from themselves, which
+// -Wuninitialized reports at every use (GCC bug 105593, fixed in GCC 13).
+#pragma GCC diagnostic push
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
+#pragma GCC diagnostic pop
 #define MEMBW_X86 1
 #endif
 
@@ -111,6 +124,19 @@ __attribute__((target("avx2"))) uint64_t SumAvx2(const uint64_t* p, size_t n) {
   _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), s);
   return lanes[0] + lanes[1] + lanes[2] + lanes[3] + SumScalar(p + i, n - i);
 }
+
+__attribute__((target("avx512f"))) uint64_t SumAvx512(const uint64_t* p, size_t n) {
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {  // 256 bytes (four cache lines) per iteration
+    a0 = _mm512_add_epi64(a0, _mm512_load_si512(p + i));
+    a1 = _mm512_add_epi64(a1, _mm512_load_si512(p + i + 8));
+    a2 = _mm512_add_epi64(a2, _mm512_load_si512(p + i + 16));
+    a3 = _mm512_add_epi64(a3, _mm512_load_si512(p + i + 24));
+  }
+  const __m512i s = _mm512_add_epi64(_mm512_add_epi64(a0, a1), _mm512_add_epi64(a2, a3));
+  return static_cast<uint64_t>(_mm512_reduce_add_epi64(s)) + SumScalar(p + i, n - i);
+}
 #endif
 
 // ---- fp32 FMA peak ----
@@ -166,6 +192,20 @@ __attribute__((target("avx2,fma"))) float FmaAvx2(int64_t iters) {
   return total;
 }
 
+// 32 FLOP per chain per iteration (16 lanes x multiply + add).
+__attribute__((target("avx512f"))) float FmaAvx512(int64_t iters) {
+  const __m512 a = _mm512_set1_ps(kA), b = _mm512_set1_ps(kB);
+  __m512 acc[kFmaChains];
+  for (int c = 0; c < kFmaChains; ++c) acc[c] = _mm512_set1_ps(0.5f + c * 0.01f);
+  for (int64_t i = 0; i < iters; ++i) {
+#pragma GCC unroll 12
+    for (int c = 0; c < kFmaChains; ++c) acc[c] = _mm512_fmadd_ps(acc[c], a, b);
+  }
+  __m512 s = acc[0];
+  for (int c = 1; c < kFmaChains; ++c) s = _mm512_add_ps(s, acc[c]);
+  return _mm512_reduce_add_ps(s);
+}
+
 // ---- int8 dot peak ----
 
 constexpr int kInt8Chains = 6;
@@ -196,6 +236,51 @@ __attribute__((target("avx2"))) int32_t Int8DotAvx2(int64_t iters) {
   int32_t total = 0;
   for (int32_t v : lanes) total += v;
   return total;
+}
+
+// 512-bit chains: 12 distinct (x, w) pairs from 4 inputs and 3 weights (equal pairs would let the
+// compiler share products); 32 registers hold them, the accumulators and the products.
+constexpr int kInt8Chains512 = 12;
+
+// 64 u8 x s8 multiply-adds per chain per iteration: vpdpbusd (4 products summed into each s32).
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) int32_t Int8DotVnni512(int64_t iters) {
+  const __m512i w[3] = {_mm512_set1_epi8(3), _mm512_set1_epi8(-2), _mm512_set1_epi8(5)};
+  __m512i x0 = _mm512_set1_epi8(1), x1 = _mm512_set1_epi8(2), x2 = _mm512_set1_epi8(3),
+          x3 = _mm512_set1_epi8(4);
+  __m512i acc[kInt8Chains512];
+  for (__m512i& a : acc) a = _mm512_setzero_si512();
+  for (int64_t i = 0; i < iters; ++i) {
+    asm("" : "+v"(x0), "+v"(x1), "+v"(x2), "+v"(x3));
+    const __m512i x[4] = {x0, x1, x2, x3};
+#pragma GCC unroll 12
+    for (int c = 0; c < kInt8Chains512; ++c)
+      acc[c] = _mm512_dpbusd_epi32(acc[c], x[c % 4], w[c / 4]);
+  }
+  __m512i s = acc[0];
+  for (int c = 1; c < kInt8Chains512; ++c) s = _mm512_add_epi32(s, acc[c]);
+  return _mm512_reduce_add_epi32(s);
+}
+
+// The same without VNNI: vpmaddubsw + vpmaddwd by 1 + vpaddd on 512 bits.
+__attribute__((target("avx512f,avx512bw"))) int32_t Int8DotAvx512(int64_t iters) {
+  const __m512i w[3] = {_mm512_set1_epi8(3), _mm512_set1_epi8(-2), _mm512_set1_epi8(5)};
+  const __m512i ones = _mm512_set1_epi16(1);
+  __m512i x0 = _mm512_set1_epi8(1), x1 = _mm512_set1_epi8(2), x2 = _mm512_set1_epi8(3),
+          x3 = _mm512_set1_epi8(4);
+  __m512i acc[kInt8Chains512];
+  for (__m512i& a : acc) a = _mm512_setzero_si512();
+  for (int64_t i = 0; i < iters; ++i) {
+    asm("" : "+v"(x0), "+v"(x1), "+v"(x2), "+v"(x3));
+    const __m512i x[4] = {x0, x1, x2, x3};
+#pragma GCC unroll 12
+    for (int c = 0; c < kInt8Chains512; ++c) {
+      const __m512i p16 = _mm512_maddubs_epi16(x[c % 4], w[c / 4]);
+      acc[c] = _mm512_add_epi32(acc[c], _mm512_madd_epi16(p16, ones));
+    }
+  }
+  __m512i s = acc[0];
+  for (int c = 1; c < kInt8Chains512; ++c) s = _mm512_add_epi32(s, acc[c]);
+  return _mm512_reduce_add_epi32(s);
 }
 #endif
 
@@ -248,7 +333,12 @@ int main(int argc, char** argv) {
   const int max_threads =
       o.threads > 0 ? o.threads : std::max(1, int(std::thread::hardware_concurrency()));
   const herd::Isa isa = herd::ActiveIsa();
-  const bool avx2 = isa >= herd::Isa::kAvx2;
+  const bool avx2 = isa >= herd::Isa::kAvx2, avx512 = isa >= herd::Isa::kAvx512;
+  const bool vnni = avx512 && herd::DetectCpu().avx512vnni;
+  const char* int8_method = vnni     ? "vpdpbusd zmm"
+                            : avx512 ? "vpmaddubsw+vpmaddwd zmm"
+                            : avx2   ? "vpmaddubsw+vpmaddwd ymm"
+                                     : nullptr;
   std::fprintf(stderr, "membw: cpu %s; %zu MiB buffer, %d reps (best kept), 1..%d threads\n",
                herd::DescribeCpu().c_str(), o.size_mib, o.reps, max_threads);
 
@@ -272,6 +362,10 @@ int main(int argc, char** argv) {
       // Slices on 4 KiB boundaries (and so 32-byte aligned for the aligned loads).
       const size_t lo = n * th / t / 512 * 512, hi = th + 1 == t ? n : n * (th + 1) / t / 512 * 512;
 #ifdef MEMBW_X86
+      if (avx512) {
+        sums[th] = SumAvx512(buf.get() + lo, hi - lo);
+        return;
+      }
       if (avx2) {
         sums[th] = SumAvx2(buf.get() + lo, hi - lo);
         return;
@@ -291,9 +385,15 @@ int main(int argc, char** argv) {
 
   // FLOP roofs: 1 thread (per core) and all threads.
   auto fp32 = [&](int t) {
-    const double flop_per_iter = avx2 ? kFmaChains * 16.0 : kFmaChains * 2.0;
+    const double flop_per_iter = avx512 ? kFmaChains * 32.0
+                                 : avx2 ? kFmaChains * 16.0
+                                        : kFmaChains * 2.0;
     const double s = BestOf(o.reps, t, [&](int) {
 #ifdef MEMBW_X86
+      if (avx512) {
+        g_sink = static_cast<uint64_t>(FmaAvx512(o.fma_iters));
+        return;
+      }
       if (avx2) {
         g_sink = static_cast<uint64_t>(FmaAvx2(o.fma_iters));
         return;
@@ -310,14 +410,18 @@ int main(int argc, char** argv) {
 #ifdef MEMBW_X86
   if (avx2) {
     auto int8 = [&](int t) {
-      const double s = BestOf(
-          o.reps, t, [&](int) { g_sink = static_cast<uint64_t>(Int8DotAvx2(o.int8_iters)); });
-      return kInt8Chains * 32 * 2.0 * o.int8_iters * t / s / 1e9;
+      const double s = BestOf(o.reps, t, [&](int) {
+        g_sink = static_cast<uint64_t>(vnni     ? Int8DotVnni512(o.int8_iters)
+                                       : avx512 ? Int8DotAvx512(o.int8_iters)
+                                                : Int8DotAvx2(o.int8_iters));
+      });
+      const double ops_per_iter = avx512 ? kInt8Chains512 * 64 * 2.0 : kInt8Chains * 32 * 2.0;
+      return ops_per_iter * o.int8_iters * t / s / 1e9;
     };
     int8_1 = int8(1);
     int8_all = int8(max_threads);
-    std::fprintf(stderr, "membw: int8 dot: %.1f Gop/s per core, %.1f all threads\n", int8_1,
-                 int8_all);
+    std::fprintf(stderr, "membw: int8 dot (%s): %.1f Gop/s per core, %.1f all threads\n",
+                 int8_method, int8_1, int8_all);
   }
 #endif
 
@@ -326,33 +430,35 @@ int main(int argc, char** argv) {
   if (o.json) {
     nlohmann::json by_threads = nlohmann::json::array();
     for (const auto& [t, g] : read_gbps) by_threads.push_back({{"threads", t}, {"gbps", g}});
-    nlohmann::json out = {{"cpu", herd::DescribeCpu()},
-                          {"isa", herd::IsaName(isa)},
-                          {"threads", max_threads},
-                          {"buffer_bytes", bytes},
-                          {"reps", o.reps},
-                          {"read_gbps", best_read},
-                          {"read_gbps_1_thread", read_gbps.front().second},
-                          {"read_gbps_by_threads", by_threads},
-                          {"fp32_gflops", fp32_all},
-                          {"fp32_gflops_per_core", fp32_1},
-                          {"int8_gops", avx2 ? nlohmann::json(int8_all) : nlohmann::json()},
-                          {"int8_gops_per_core", avx2 ? nlohmann::json(int8_1) : nlohmann::json()}};
+    nlohmann::json out = {
+        {"cpu", herd::DescribeCpu()},
+        {"isa", herd::IsaName(isa)},
+        {"threads", max_threads},
+        {"buffer_bytes", bytes},
+        {"reps", o.reps},
+        {"read_gbps", best_read},
+        {"read_gbps_1_thread", read_gbps.front().second},
+        {"read_gbps_by_threads", by_threads},
+        {"fp32_gflops", fp32_all},
+        {"fp32_gflops_per_core", fp32_1},
+        {"int8_method", int8_method ? nlohmann::json(int8_method) : nlohmann::json()},
+        {"int8_gops", avx2 ? nlohmann::json(int8_all) : nlohmann::json()},
+        {"int8_gops_per_core", avx2 ? nlohmann::json(int8_1) : nlohmann::json()}};
     std::printf("%s\n", out.dump().c_str());
     return 0;
   }
-  std::printf("| %-30s | %7s | %14s |\n", "test", "threads", "value");
-  std::printf("| %-30s | %7s | %14s |\n", "------------------------------",
+  std::printf("| %-34s | %7s | %14s |\n", "test", "threads", "value");
+  std::printf("| %-34s | %7s | %14s |\n", "----------------------------------",
               "------:", "-------------:");
   for (const auto& [t, g] : read_gbps)
-    std::printf("| %-30s | %7d | %9.2f GB/s |\n", "memory read", t, g);
+    std::printf("| %-34s | %7d | %9.2f GB/s |\n", "memory read", t, g);
   const std::string fma_name = std::string("fp32 FMA peak (") + herd::IsaName(isa) + ")";
-  std::printf("| %-30s | %7d | %7.1f GFLOP/s |\n", fma_name.c_str(), 1, fp32_1);
-  std::printf("| %-30s | %7d | %7.1f GFLOP/s |\n", fma_name.c_str(), max_threads, fp32_all);
+  std::printf("| %-34s | %7d | %7.1f GFLOP/s |\n", fma_name.c_str(), 1, fp32_1);
+  std::printf("| %-34s | %7d | %7.1f GFLOP/s |\n", fma_name.c_str(), max_threads, fp32_all);
   if (avx2) {
-    std::printf("| %-30s | %7d | %9.1f Gop/s |\n", "int8 dot (vpmaddubsw+vpmaddwd)", 1, int8_1);
-    std::printf("| %-30s | %7d | %9.1f Gop/s |\n", "int8 dot (vpmaddubsw+vpmaddwd)", max_threads,
-                int8_all);
+    const std::string int8_name = std::string("int8 dot (") + int8_method + ")";
+    std::printf("| %-34s | %7d | %9.1f Gop/s |\n", int8_name.c_str(), 1, int8_1);
+    std::printf("| %-34s | %7d | %9.1f Gop/s |\n", int8_name.c_str(), max_threads, int8_all);
   }
   std::printf(
       "decode ceiling: %.1f tokens/s per GB of weights read per token (read bandwidth / weight "

@@ -1,6 +1,7 @@
 // Dot kernels (kernels/qdot.h) at every ISA level this CPU has, against float64 math written out
 // here: activation quantisation (bytes identical across levels, rounding as specified), each
-// weight dtype's dot product, and MatMul / MatMulShared built on them.
+// weight dtype's dot product, and MatMul / MatMulShared built on them. The AVX-512 kernels (both
+// the VNNI and the non-VNNI variant) are also checked against AVX2's bit for bit, on random bytes.
 #include "kernels/qdot.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +9,8 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <span>
+#include <utility>
 #include <vector>
 
 #include "base/thread_pool.h"
@@ -346,6 +349,157 @@ TEST(QDot, FourTokenKernelsEqualTheOneTokenKernelBitForBit) {
   if (BestIsa(DetectCpu()) >= Isa::kAvx2) {
     EXPECT_GE(tested, 10);  // f32, f16, bf16, q8_0, q4_0, q5_0, q4_1, q5_1, q4_K, q5_K at AVX2
   }
+  if (BestIsa(DetectCpu()) >= Isa::kAvx512) {
+    EXPECT_GE(tested, 21);  // and all 11 dtypes (q6_K too) at AVX-512
+  }
+}
+
+// ---- AVX-512: every kernel computes what the AVX2 kernel computes, bit for bit (qdot.h) ----
+
+// The AVX-512 kernel variants this CPU can run: with VNNI (if it has it) and without.
+std::vector<std::pair<const char*, bool>> Avx512Variants() {
+  std::vector<std::pair<const char*, bool>> v;
+  if (BestIsa(DetectCpu()) < Isa::kAvx512) return v;
+  if (DetectCpu().avx512vnni) v.push_back({"avx512-vnni", true});
+  v.push_back({"avx512-no-vnni", false});
+  return v;
+}
+
+uint32_t Bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+void PutF16(uint8_t* p, float v) {
+  const uint16_t h = F32ToF16(v);
+  std::memcpy(p, &h, 2);
+}
+
+// Offsets of the f16 scale fields in a weight block of dtype t (the rest of the block is any
+// bytes: every level, every sub-block scale bit pattern).
+std::vector<int> ScaleFields(DType t) {
+  switch (t) {
+    case DType::kQ8_0:
+    case DType::kQ4_0:
+    case DType::kQ5_0:
+      return {0};
+    case DType::kQ4_1:
+    case DType::kQ5_1:
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+      return {0, 2};
+    case DType::kQ6_K:
+      return {208};
+    default:
+      return {};
+  }
+}
+
+// n elements of weights of dtype t as uniformly random bytes with finite random f16 scales.
+std::vector<uint8_t> RandomWeightBytes(DType t, int64_t n, std::mt19937& rng) {
+  std::vector<uint8_t> w(*BytesFor(t, n));
+  for (uint8_t& b : w) b = static_cast<uint8_t>(rng());
+  std::normal_distribution<float> dist(0.0f, 0.01f);
+  const int block = Info(t).block_bytes;
+  for (size_t at = 0; at < w.size(); at += block) {
+    for (int f : ScaleFields(t)) PutF16(&w[at + f], dist(rng));
+  }
+  return w;
+}
+
+// An activation row of format f as random bytes: any int8 levels (-128 too, which quantising
+// finite input never writes), any Q8_K bsums, random finite d and Q8_1 s.
+std::vector<uint8_t> RandomActBytes(ActFormat f, int64_t n, std::mt19937& rng) {
+  std::vector<uint8_t> a(ActRowBytes(f, n));
+  for (uint8_t& b : a) b = static_cast<uint8_t>(rng());
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  if (f == ActFormat::kQ8_0) {
+    for (size_t at = 0; at < a.size(); at += kQ8_0Bytes) PutF16(&a[at], dist(rng));
+  } else if (f == ActFormat::kQ8_1) {
+    for (size_t at = 0; at < a.size(); at += kQ8_1Bytes) {
+      PutF16(&a[at], dist(rng));
+      const float s = 100 * dist(rng);
+      std::memcpy(&a[at + 4], &s, 4);
+    }
+  } else if (f == ActFormat::kQ8_K) {
+    for (size_t at = 0; at < a.size(); at += kQ8_KBytes) {
+      const float d = dist(rng);
+      std::memcpy(&a[at], &d, 4);
+    }
+  }
+  return a;
+}
+
+TEST(QDot, Avx512KernelsEqualTheAvx2KernelsBitForBit) {
+  const auto variants = Avx512Variants();
+  if (variants.empty()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  std::mt19937 rng(42);
+  int checked = 0;
+  for (DType t : kAll) {
+    const bool is_float = t == DType::kF32 || t == DType::kF16 || t == DType::kBF16;
+    // Block rows: odd block counts (two blocks per step) and the kernels' chunks of 16 blocks
+    // with remainders (672 = 21 blocks, 1120 = 35); float rows: every remainder of 16 and 8.
+    const std::vector<int64_t> lengths =
+        is_float ? std::vector<int64_t>{1, 7, 8, 9, 15, 16, 17, 24, 31, 33, 100, 512, 1000}
+        : IsK(t) ? std::vector<int64_t>{256, 512, 768, 4096}
+                 : std::vector<int64_t>{32, 64, 96, 160, 512, 672, 1120, 4096};
+    const DotKernel ref = avx2::GetKernel(t);
+    EXPECT_TRUE(ref.dot4 != nullptr || t == DType::kQ6_K) << Name(t);
+    for (int64_t n : lengths) {
+      // Encoded Gaussian data with quantised activations, then (block formats) raw random bytes;
+      // float rows also placed at byte offsets 4 and 16 from a 64-byte boundary, all four alike
+      // (the float kernels read such rows as aligned cache lines, see DotFloatN).
+      for (int raw = 0; raw < 3; ++raw) {
+        const auto w =
+            raw && !is_float ? RandomWeightBytes(t, n, rng) : Encode(t, Values(n, 30), 1, n);
+        const uint64_t bytes = ActRowBytes(ref.act, n);
+        // Rows not packed back to back: 4 bytes apart, or (float rows) a whole cache line.
+        const uint64_t stride = is_float && raw ? (bytes + 64) / 64 * 64 : bytes + 4;
+        std::vector<uint8_t> buffer(4 * stride + 128);
+        uint8_t* const base =
+            buffer.data() + (64 - reinterpret_cast<uintptr_t>(buffer.data()) % 64);
+        const std::span<uint8_t> act(base + (is_float ? 4 + 12 * (raw == 2) : 0), 4 * stride);
+        const auto x = Values(4 * n, 31 + static_cast<uint32_t>(n));
+        for (int c = 0; c < 4; ++c) {
+          if (raw && !is_float) {
+            const auto a = RandomActBytes(ref.act, n, rng);
+            std::memcpy(&act[c * stride], a.data(), a.size());
+          } else if (ref.quantize) {
+            ref.quantize(&x[c * n], n, &act[c * stride]);
+          } else {
+            std::memcpy(&act[c * stride], &x[c * n], n * sizeof(float));
+          }
+        }
+        for (const auto& [name, vnni] : variants) {
+          const DotKernel k = avx512::GetKernel(t, vnni);
+          ASSERT_NE(k.dot, nullptr) << Name(t) << " " << name;
+          ASSERT_NE(k.dot4, nullptr) << Name(t) << " " << name;
+          EXPECT_EQ(k.isa, Isa::kAvx512);
+          EXPECT_EQ(k.act, ref.act);
+          EXPECT_EQ(k.quantize, ref.quantize);  // AVX2's quantisers (the reference bytes)
+          float four[4], ref4[4];
+          k.dot4(n, w.data(), act.data(), stride, four);
+          if (ref.dot4) ref.dot4(n, w.data(), act.data(), stride, ref4);
+          for (int c = 0; c < 4; ++c) {
+            const uint8_t* a = &act[c * stride];
+            const float got = k.dot(n, w.data(), a), want = ref.dot(n, w.data(), a);
+            // Float rows: the last n % 8 elements may round differently (qdot_avx512.cc).
+            if (!is_float || n % 8 == 0) {
+              ASSERT_EQ(Bits(got), Bits(want)) << Name(t) << " " << name << " n=" << n
+                                               << " raw=" << raw << ": " << got << " vs " << want;
+            }
+            ASSERT_EQ(Bits(four[c]), Bits(got)) << Name(t) << " " << name << " 4-token, n=" << n;
+            if (ref.dot4 && (!is_float || n % 8 == 0)) {
+              ASSERT_EQ(Bits(ref4[c]), Bits(got)) << Name(t) << " " << name << " n=" << n;
+            }
+            ++checked;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 500);
 }
 
 TEST(MatMul, SharedThreadedAndSingleProductsAgreeBitForBit) {

@@ -88,6 +88,9 @@ bool FloatActivationsRequested() {
 bool HasDotKernel(DType t) { return GetFloatDotKernel(t).dot != nullptr; }
 
 DotKernel GetDotKernel(DType t, Isa isa) {
+  if (isa >= Isa::kAvx512) {
+    if (DotKernel k = avx512::GetKernel(t); k.dot) return k;
+  }
   if (isa >= Isa::kAvx2) {
     if (DotKernel k = avx2::GetKernel(t); k.dot) return k;
   }

@@ -28,7 +28,9 @@
 //
 // Each (weight dtype, ISA) pair has a kernel; the scalar ones are the reference. Kernels of every
 // level produce identical activation bytes and integer block sums; the float accumulation across
-// blocks differs by rounding only (tests bound it).
+// blocks differs by rounding only (tests bound it). The AVX-512 kernels compute exactly what the
+// AVX2 ones compute (same float steps in the same order; float weight rows: for lengths that are
+// multiples of 8), so results are the same at both levels.
 #pragma once
 
 #include <cstdint>
@@ -81,12 +83,22 @@ DotKernel GetDotKernel(DType t, Isa isa);
 DotKernel GetFloatDotKernel(DType t);
 bool FloatActivationsRequested();
 
-// Per-ISA tables (qdot_scalar.cc, qdot_avx2.cc); null entries mean "no kernel at this level".
+// Per-ISA tables (qdot_scalar.cc, qdot_avx2.cc, qdot_avx512.cc); null entries mean "no kernel at
+// this level".
 namespace scalar {
 DotKernel GetKernel(DType t);
 }
 namespace avx2 {
 DotKernel GetKernel(DType t);
 }
+// AVX-512 F+BW+VL. Each kernel computes exactly (bit for bit) what the AVX2 kernel of its dtype
+// computes, in fewer instructions, and every dtype has a 4-token kernel (q6_K too). The integer
+// dots use VNNI (vpdpbusd / vpdpwssd) where the CPU has it, else vpmaddubsw + vpmaddwd (the same
+// sums); GetKernel(t, vnni) picks the variant (tests run both; vnni = true needs a CPU with
+// AVX512-VNNI).
+namespace avx512 {
+DotKernel GetKernel(DType t);
+DotKernel GetKernel(DType t, bool vnni);
+}  // namespace avx512
 
 }  // namespace herd::kernels
