@@ -19,5 +19,6 @@ void AddBenchCommand(CLI::App& app, int* exit_code);
 void AddServeCommand(CLI::App& app, int* exit_code);
 void AddDataCommand(CLI::App& app, int* exit_code);  // data tokenize, data inspect
 void AddTrainCommand(CLI::App& app, int* exit_code);
+void AddTokenizerCommand(CLI::App& app, int* exit_code);  // tokenizer train
 
 }  // namespace herd::app

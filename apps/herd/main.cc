@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   herd::app::AddServeCommand(app, &exit_code);
   herd::app::AddDataCommand(app, &exit_code);
   herd::app::AddTrainCommand(app, &exit_code);
+  herd::app::AddTokenizerCommand(app, &exit_code);
   app.add_subcommand("info", "Print the CPU features and the SIMD level herd dispatches to")
       ->callback([] { std::printf("herd 0.1.0\ncpu %s\n", herd::DescribeCpu().c_str()); });
   try {
