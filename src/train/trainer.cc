@@ -8,6 +8,7 @@
 #include "train/backward.h"
 #include "train/checkpoint.h"
 #include "train/data_card.h"
+#include "train/dist.h"
 #include "train/shards.h"
 
 namespace herd {
@@ -15,17 +16,29 @@ namespace {
 
 using nlohmann::json;
 
-Status CheckShape(const TrainOptions& o) {
+// Sets o->micro_batch_tokens (per rank) when it is 0.
+Status CheckShape(TrainOptions* op, int world) {
+  TrainOptions& o = *op;
   if (o.steps <= 0) return Status::Error("--steps must be positive");
   if (o.seq_len <= 0) return Status::Error("--seq-len must be positive");
   if (o.batch_tokens <= 0 || o.batch_tokens % o.seq_len != 0)
     return Status::Errorf("--batch-tokens {} must be a positive multiple of --seq-len {}",
                           o.batch_tokens, o.seq_len);
-  const int64_t micro = o.micro_batch_tokens ? o.micro_batch_tokens : o.batch_tokens;
-  if (micro % o.seq_len != 0 || o.batch_tokens % micro != 0)
+  const int64_t windows = o.batch_tokens / o.seq_len;
+  if (windows % world != 0)
     return Status::Errorf(
-        "--micro-batch-tokens {} must be a multiple of --seq-len {} and divide --batch-tokens {}",
-        micro, o.seq_len, o.batch_tokens);
+        "--batch-tokens {} ({} windows of --seq-len {}) does not split evenly over {} ranks: give "
+        "a global batch of a multiple of {} windows",
+        o.batch_tokens, windows, o.seq_len, world, world);
+  const int64_t rank_tokens = o.batch_tokens / world;
+  if (o.micro_batch_tokens == 0) o.micro_batch_tokens = rank_tokens;
+  const int64_t micro = o.micro_batch_tokens;
+  if (micro <= 0 || micro % o.seq_len != 0 || rank_tokens % micro != 0)
+    return Status::Errorf(
+        "--micro-batch-tokens {} must be a multiple of --seq-len {} and divide --batch-tokens "
+        "{}{}",
+        micro, o.seq_len, o.batch_tokens,
+        world > 1 ? fmt::format(" / {} ranks = {} tokens per rank", world, rank_tokens) : "");
   if (!(o.schedule.lr > 0)) return Status::Error("--lr must be positive");
   if (o.schedule.warmup_steps < 0) return Status::Error("--warmup must be >= 0");
   return Status::Ok();
@@ -39,8 +52,9 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& options, Th
   t->pool_ = pool;
   TrainOptions& o = t->options_;
   o.schedule.total_steps = o.steps;
-  if (o.micro_batch_tokens == 0) o.micro_batch_tokens = o.batch_tokens;
-  HERD_RETURN_IF_ERROR(CheckShape(o));
+  t->rank_ = dist::Rank();
+  t->world_size_ = dist::WorldSize();
+  HERD_RETURN_IF_ERROR(CheckShape(&o, t->world_size_));
 
   std::optional<TrainState> state;
   if (!o.resume.empty()) {
@@ -118,6 +132,8 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& options, Th
   SamplerOptions so;
   so.seq_len = o.seq_len;
   so.batch = static_cast<int>(o.micro_batch_tokens / o.seq_len);
+  so.rank = t->rank_;
+  so.world_size = t->world_size_;
   so.pack = o.pack;
   auto sampler = MixSampler::Create(*t->mix_, so);
   if (!sampler.ok()) return sampler.status();
@@ -136,7 +152,7 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& options, Th
 
 Result<StepResult> Trainer::Step() {
   const TrainOptions& o = options_;
-  const int64_t n_micro = o.batch_tokens / o.micro_batch_tokens;
+  const int64_t n_micro = o.batch_tokens / world_size_ / o.micro_batch_tokens;
   const float scale = 1.0f / static_cast<float>(o.batch_tokens);
   ZeroGrads(&grads_);
   double loss_sum = 0;
@@ -156,6 +172,9 @@ Result<StepResult> Trainer::Step() {
     if (!loss.ok()) return loss.status();
     loss_sum += loss->sum;
   }
+  // The ranks' shares: summed, every rank holds the gradient of the global mean loss.
+  for (const ParamRef& p : params_) dist::AllReduceSum(p.g, static_cast<size_t>(p.n));
+  dist::AllReduceSum(&loss_sum, 1);
   StepResult r;
   r.grad_norm = o.clip > 0 ? ClipGradNorm(params_, o.clip) : GradNorm(params_);
   r.lr = o.schedule.At(step_);
@@ -171,6 +190,8 @@ Result<double> Trainer::ValidationLoss() {
   SamplerOptions so;
   so.seq_len = options_.seq_len;
   so.batch = static_cast<int>(options_.micro_batch_tokens / options_.seq_len);
+  so.rank = rank_;
+  so.world_size = world_size_;
   so.pack = options_.pack;
   auto sampler = MixSampler::Create(*val_mix_, so);
   if (!sampler.ok()) return sampler.status();
@@ -187,7 +208,9 @@ Result<double> Trainer::ValidationLoss() {
     if (!loss.ok()) return loss.status();
     total.sum += loss->sum, total.count += loss->count;
   }
-  return total.mean();
+  double sums[2] = {total.sum, static_cast<double>(total.count)};
+  dist::AllReduceSum(sums, 2);
+  return sums[1] > 0 ? sums[0] / sums[1] : 0.0;
 }
 
 std::string Trainer::HParams() const {
@@ -198,6 +221,7 @@ std::string Trainer::HParams() const {
                   {"seq_len", o.seq_len},
                   {"batch_tokens", o.batch_tokens},
                   {"micro_batch_tokens", o.micro_batch_tokens},
+                  {"ranks", world_size_},
                   {"lr", o.schedule.lr},
                   {"warmup", o.schedule.warmup_steps},
                   {"min_lr_ratio", o.schedule.min_lr_ratio},
@@ -217,6 +241,29 @@ Status Trainer::Save(const std::string& dir) const {
   const TrainState state{step_, tokens_seen_, sampler_->SaveState(), HParams()};
   return SaveCheckpoint(dir, model_, tokenizer_ ? &*tokenizer_ : nullptr, optimizer_, state,
                         BuildDataCard(*mix_, sampler_.get()));
+}
+
+uint64_t Trainer::WeightsChecksum() const {
+  // FNV-1a style over 32-bit words, 64-bit state.
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const ParamRef& p : params_) {
+    const auto* words = reinterpret_cast<const uint32_t*>(p.w);
+    for (int64_t i = 0; i < p.n; ++i) h = (h ^ words[i]) * 0x100000001b3ull;
+    h = (h ^ static_cast<uint64_t>(p.n)) * 0x100000001b3ull;
+  }
+  return h;
+}
+
+Result<uint64_t> Trainer::VerifyReplicas() const {
+  const uint64_t mine = WeightsChecksum();
+  uint64_t root = mine;
+  dist::Broadcast(&root, sizeof(root));
+  double differ = root != mine ? 1.0 : 0.0;
+  dist::AllReduceSum(&differ, 1);
+  if (differ > 0)
+    return Status::Errorf("step {}: the weights of {} of {} ranks differ from rank 0's", step_,
+                          static_cast<int>(differ), world_size_);
+  return mine;
 }
 
 int64_t Trainer::parameters() const {

@@ -5,6 +5,13 @@
 // the accumulated gradient is that of the step's mean loss; then global-norm clipping and AdamW at
 // the schedule's learning rate.
 //
+// Data parallel (train/dist.h): under `mpirun -np N` every rank holds the whole model and draws
+// its share of each step's windows (sampler rank / world_size: batch_tokens / N per rank, in
+// micro-batches of micro_batch_tokens, which is then per rank); the gradient sums and the loss sums
+// are all-reduced, so every rank applies the same update to the same weights and the loss is the
+// global mean. The step sees the same windows as one process with the same batch_tokens; only the
+// order of float32 sums differs. VerifyReplicas() checks that the ranks' weights are identical.
+//
 // Exact resume: a checkpoint (train/checkpoint.h) holds the float32 weights, the AdamW moments,
 // the step and the sampler's cursors; the sampler is counter-based and the forward and backward are
 // deterministic, so a resumed run produces bit-identical losses to one that never stopped.
@@ -36,13 +43,14 @@ struct TrainOptions {
   int64_t steps = 0;               // total optimizer updates (a resumed run continues to this)
   int seq_len = 0;                 // tokens per window (targets per window)
   int64_t batch_tokens = 0;        // targets per optimizer update: a multiple of seq_len
-  int64_t micro_batch_tokens = 0;  // per forward/backward (0: batch_tokens); divides batch_tokens
+  int64_t micro_batch_tokens = 0;  // per forward/backward and rank (0: batch_tokens / ranks);
+                                   // divides batch_tokens / ranks
   LrSchedule schedule;             // total_steps is set from `steps`
   double clip = 1.0;               // global gradient norm limit (<= 0: no clipping)
   AdamWOptions adamw;
   uint64_t seed = 0;    // weight initialisation with a preset
   bool pack = false;    // sampler packing (sampler.h)
-  int val_batches = 4;  // micro-batches of validation windows
+  int val_batches = 4;  // micro-batches of validation windows (per rank, the ranks' shares)
   std::vector<std::string> allow_licenses;
 };
 
@@ -62,14 +70,21 @@ class Trainer {
   // Mean loss over the first val_batches micro-batches of the validation mix (the same windows
   // every time). Error when there is no validation mix.
   Result<double> ValidationLoss();
-  // Writes a checkpoint of the current state to dir (checkpoint.h), with the data card.
+  // Writes a checkpoint of the current state to dir (checkpoint.h), with the data card. With
+  // several ranks only one (rank 0) should call it: the state is the same on every rank.
   Status Save(const std::string& dir) const;
+  // A 64-bit hash of the float32 weights (bit patterns, ParamRefs order).
+  uint64_t WeightsChecksum() const;
+  // Collective: rank 0's checksum broadcast and compared by every rank; an error on every rank
+  // when any rank's weights differ. Returns the checksum.
+  Result<uint64_t> VerifyReplicas() const;
 
   int64_t step() const { return step_; }
   const TrainOptions& options() const { return options_; }
   const Model& model() const { return model_; }
   const DataMix& mix() const { return *mix_; }
   bool has_validation() const { return val_mix_ != nullptr; }
+  int world_size() const { return world_size_; }
   int64_t parameters() const;
 
  private:
@@ -86,6 +101,7 @@ class Trainer {
   std::vector<ParamRef> params_;
   AdamW optimizer_;
   int64_t step_ = 0;
+  int rank_ = 0, world_size_ = 1;
   uint64_t tokens_seen_ = 0;
   std::vector<int> inputs_, targets_;
 };
