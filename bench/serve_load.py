@@ -53,6 +53,9 @@ def parse_args(argv=None):
                     help="requests each concurrent client sends in turn (default: %(default)s)")
     ap.add_argument("--endpoint", choices=["chat", "completions"], default="chat")
     ap.add_argument("--prompt", default=DEFAULT_PROMPT)
+    ap.add_argument("--unique-prompts", action="store_true",
+                    help="start every request's prompt with its own tag, so no server can reuse "
+                         "another request's prompt cache (measures prefill as well as decode)")
     ap.add_argument("--temperature", type=float, help="sampling temperature (default: server's)")
     ap.add_argument("--ban-tokens", default="",
                     help="comma-separated token ids given logit_bias -100 (e.g. the stop tokens)")
@@ -128,21 +131,28 @@ def run_level(client, args, kw, concurrency):
     lock = threading.Lock()
     barrier = threading.Barrier(concurrency)
 
-    def worker():
+    def worker(i):
         try:
             barrier.wait(timeout=60)
         except threading.BrokenBarrierError:
             pass
-        for _ in range(args.requests_per_client):
+        for j in range(args.requests_per_client):
             try:
-                r = one_request(client, args, kw)
+                mine = dict(kw)
+                if args.unique_prompts:
+                    tag = f"[{concurrency}.{i}.{j}] "
+                    if "messages" in mine:
+                        mine["messages"] = [{"role": "user", "content": tag + args.prompt}]
+                    else:
+                        mine["prompt"] = tag + args.prompt
+                r = one_request(client, args, mine)
                 with lock:
                     results.append(r)
             except Exception as e:  # noqa: BLE001 - counted and reported
                 with lock:
                     errors.append(repr(e))
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(concurrency)]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
