@@ -137,6 +137,11 @@ int RunTrain(const TrainArgs& a) {
   }
 
   const std::string tmp = a.out + ".tmp";
+  if (const auto dir = std::filesystem::path(a.out).parent_path(); !dir.empty()) {
+    std::error_code dir_ec;
+    std::filesystem::create_directories(dir, dir_ec);
+    if (dir_ec) return Fail(fmt::format("cannot create {}: {}", dir.string(), dir_ec.message()));
+  }
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     f.write(file.data(), static_cast<std::streamsize>(file.size()));

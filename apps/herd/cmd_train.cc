@@ -264,6 +264,11 @@ void AddTrainCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--beta1", o.adamw.beta1, "AdamW beta1")->capture_default_str();
   cmd->add_option("--beta2", o.adamw.beta2, "AdamW beta2")->capture_default_str();
   cmd->add_option("--seed", o.seed, "Weight initialisation seed (--preset)")->capture_default_str();
+  cmd->add_option("--dim", o.dim, "--preset: model width instead of the preset's");
+  cmd->add_option("--layers", o.n_layers, "--preset: layers instead of the preset's");
+  cmd->add_option("--heads", o.n_heads, "--preset: attention heads instead of the preset's");
+  cmd->add_option("--kv-heads", o.n_kv_heads, "--preset: key/value heads (GQA)");
+  cmd->add_option("--ffn-dim", o.ffn_dim, "--preset: feed-forward width instead of the preset's");
   cmd->add_option("--tokenizer", o.tokenizer,
                   "Tokenizer for --preset (default: the Llama 3 tokenizer scripts/setup installs)");
   cmd->add_flag("--pack", o.pack, "Cut windows across document boundaries");

@@ -8,10 +8,47 @@
 #include "train/backward.h"
 #include "train/checkpoint.h"
 #include "train/data_card.h"
+
+#ifndef HERD_GIT_COMMIT
+#define HERD_GIT_COMMIT "unknown"
+#endif
 #include "train/dist.h"
 #include "train/shards.h"
 
 namespace herd {
+
+namespace {
+
+// A preset's config with the --dim / --layers / ... overrides, and, when the tokenizer was given
+// explicitly, its vocabulary size and bos / eos ids.
+Status ApplyShape(const TrainOptions& o, const TokenizerData& tok, LlamaConfig* c) {
+  if (o.dim > 0) c->dim = o.dim;
+  if (o.n_layers > 0) c->n_layers = o.n_layers;
+  if (o.n_heads > 0) c->n_heads = o.n_heads;
+  if (o.n_kv_heads > 0) c->n_kv_heads = o.n_kv_heads;
+  if (o.ffn_dim > 0) c->ffn_dim = o.ffn_dim;
+  if (o.dim > 0 || o.n_heads > 0) {
+    if (c->n_heads <= 0 || c->dim % c->n_heads != 0)
+      return Status::Errorf("--dim {} is not a multiple of --heads {}", c->dim, c->n_heads);
+    c->head_dim = c->dim / c->n_heads;
+  }
+  if (o.n_heads > 0 && o.n_kv_heads <= 0 && c->n_heads % c->n_kv_heads != 0)
+    c->n_kv_heads = c->n_heads;
+  if (!o.tokenizer.empty()) {
+    c->vocab_size = static_cast<int>(tok.tokens.size());
+    c->bos_id = tok.bos_id;
+    c->eos_ids.clear();
+    for (int32_t id = 0; id < static_cast<int32_t>(tok.tokens.size()); ++id) {
+      const std::string& text = tok.tokens[id];
+      if (text == "<|end_of_text|>" || text == "<|eot_id|>" || text == "<|eom_id|>")
+        c->eos_ids.push_back(id);
+    }
+    if (c->eos_ids.empty() && tok.eos_id >= 0) c->eos_ids.push_back(tok.eos_id);
+  }
+  return c->Validate(o.preset);
+}
+
+}  // namespace
 namespace {
 
 using nlohmann::json;
@@ -82,17 +119,18 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& options, Th
   } else if (!o.preset.empty()) {
     auto config = PresetConfig(o.preset);
     if (!config.ok()) return config.status();
+    const std::string path = o.tokenizer.empty() ? DefaultLlama3TokenizerPath() : o.tokenizer;
+    auto tok = LoadTokenizerData(path);
+    if (!tok.ok()) return tok.status();
+    HERD_RETURN_IF_ERROR(ApplyShape(o, *tok, &*config));
+    if (static_cast<int>(tok->tokens.size()) != config->vocab_size)
+      return Status::Errorf("{}: {} tokens, but preset {} has a vocabulary of {}", path,
+                            tok->tokens.size(), o.preset, config->vocab_size);
     auto weights = InitRandomWeights(*config, DType::kF32, o.seed, pool);
     if (!weights.ok()) return weights.status();
     auto model = MakeTrainableModel(*config, *weights, pool);
     if (!model.ok()) return model.status();
     t->model_ = std::move(*model);
-    const std::string path = o.tokenizer.empty() ? DefaultLlama3TokenizerPath() : o.tokenizer;
-    auto tok = LoadTokenizerData(path);
-    if (!tok.ok()) return tok.status();
-    if (static_cast<int>(tok->tokens.size()) != config->vocab_size)
-      return Status::Errorf("{}: {} tokens, but preset {} has a vocabulary of {}", path,
-                            tok->tokens.size(), o.preset, config->vocab_size);
     t->tokenizer_ = std::move(*tok);
   } else {
     return Status::Error("give a model: --preset, --init-from or --resume");
@@ -239,8 +277,13 @@ std::string Trainer::HParams() const {
 
 Status Trainer::Save(const std::string& dir) const {
   const TrainState state{step_, tokens_seen_, sampler_->SaveState(), HParams()};
+  // The card says what data made the model and how it was trained, by which herd.
+  json card = json::parse(BuildDataCard(*mix_, sampler_.get()));
+  card["training"] = json::parse(state.hparams);
+  card["training"]["step"] = step_;
+  card["herd_commit"] = HERD_GIT_COMMIT;
   return SaveCheckpoint(dir, model_, tokenizer_ ? &*tokenizer_ : nullptr, optimizer_, state,
-                        BuildDataCard(*mix_, sampler_.get()));
+                        card.dump(2) + "\n");
 }
 
 uint64_t Trainer::WeightsChecksum() const {

@@ -48,7 +48,10 @@ struct TrainOptions {
   LrSchedule schedule;             // total_steps is set from `steps`
   double clip = 1.0;               // global gradient norm limit (<= 0: no clipping)
   AdamWOptions adamw;
-  uint64_t seed = 0;    // weight initialisation with a preset
+  uint64_t seed = 0;  // weight initialisation with a preset
+  // With a preset: shape overrides (0: the preset's). With an explicit `tokenizer`, the vocabulary
+  // (and bos / eos ids) come from it, so a small trained tokenizer gives a small embedding.
+  int dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, ffn_dim = 0;
   bool pack = false;    // sampler packing (sampler.h)
   int val_batches = 4;  // micro-batches of validation windows (per rank, the ranks' shares)
   std::vector<std::string> allow_licenses;

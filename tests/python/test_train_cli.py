@@ -89,6 +89,8 @@ def test_checkpoint_layout_and_runs_in_herd_run(straight, herd_bin):
     card = json.loads((ck / "data_card.json").read_text())
     assert card["format"] == "herd-data-card" and card["tokens_seen"] == 12 * 64
     assert card["sources"][0]["license"] == "CC0-1.0"
+    assert card["training"]["seq_len"] == 32 and card["training"]["step"] == 12
+    assert card["herd_commit"] and card["herd_commit"] != "unknown"
     config = json.loads((ck / "config.json").read_text())
     assert config["torch_dtype"] == "float32" and config["hidden_size"] == 64
     r = subprocess.run([herd_bin, "run", "--model", ck, "--prompt", "the quick", "--max-tokens", "4",
@@ -142,3 +144,33 @@ def test_bad_arguments(herd_bin, data, tmp_path):
     assert r.returncode != 0 and "unknown preset" in r.stderr
     r = train(herd_bin, data, tmp_path / "r", "--resume", tmp_path / "missing", check=False)
     assert r.returncode != 0 and "missing" in r.stderr
+
+
+def test_small_vocabulary_and_shape_flags(herd_bin, data, tmp_path):
+    """A tokenizer trained with herd sets the vocabulary; --dim / --layers / ... override the preset."""
+    tok = tmp_path / "tok" / "tokenizer.model"
+    subprocess.run([herd_bin, "tokenizer", "train", "--vocab-size", "600", "--out", tok,
+                    data / "train.txt"], check=True, capture_output=True)
+    subprocess.run([herd_bin, "data", "tokenize", "--source", "fox", "--license", "CC0-1.0",
+                    "--provenance", "generated test text", "--tokenizer", tok,
+                    "--out", tmp_path / "shards", data / "train.txt"], check=True, capture_output=True)
+    (tmp_path / "mix.json").write_text(json.dumps(
+        {"sources": [{"name": "fox", "shards": "shards", "weight": 1}], "seed": 1}))
+    vocab = len(tok.read_text().splitlines()) + 256  # mergeable ranks (the text may run out) + specials
+    assert 256 + 256 < vocab <= 600
+    out = tmp_path / "run"
+    r = subprocess.run([herd_bin, "train", "--mix", tmp_path / "mix.json", "--out", out,
+                        "--preset", "tiny", "--tokenizer", tok, "--dim", "32", "--layers", "1",
+                        "--heads", "2", "--kv-heads", "1", "--ffn-dim", "64", "--steps", "3",
+                        "--seq-len", "16", "--batch-tokens", "32", "--lr", "1e-2"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    config = json.loads((out / "step-000003" / "config.json").read_text())
+    assert (config["vocab_size"], config["hidden_size"], config["num_hidden_layers"],
+            config["num_attention_heads"], config["num_key_value_heads"],
+            config["intermediate_size"]) == (vocab, 32, 1, 2, 1, 64)
+    bad = subprocess.run([herd_bin, "train", "--mix", tmp_path / "mix.json", "--out", tmp_path / "bad",
+                          "--preset", "tiny", "--tokenizer", tok, "--dim", "30", "--heads", "4",
+                          "--steps", "1", "--seq-len", "16", "--batch-tokens", "32", "--lr", "1e-2"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "--dim 30 is not a multiple of --heads 4" in bad.stderr
