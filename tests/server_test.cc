@@ -146,6 +146,32 @@ TEST(Engine, SlotReusesCachedPrefixAndStillMatches) {
   EXPECT_EQ(got.text, want.text);
 }
 
+TEST(Engine, NewcomerCopiesASharedPrefixFromABusySlot) {
+  const auto& [model, tok] = Get();
+  Metrics metrics;
+  Engine engine(model, tok, {.parallel = 2, .ctx = 256, .queue = 4, .threads = 1}, &metrics);
+  std::vector<int32_t> system = {128000};
+  tok.EncodeOrdinary("You are a helpful assistant who answers every question briefly.", &system);
+  std::vector<int32_t> first = system, second = system;
+  tok.EncodeOrdinary(" First question?", &first);
+  tok.EncodeOrdinary(" Another one!", &second);
+  SeqParams long_running = Params(first, 200, 0.8f, 3);
+  long_running.sampler.logit_bias = {{128001, -INFINITY}, {128008, -INFINITY}, {128009, -INFINITY}};
+  auto busy = std::make_shared<Inbox>();
+  ASSERT_EQ(engine.Submit({long_running}, busy), SubmitResult::kOk);
+  ASSERT_TRUE(busy->Pop(10s).has_value());  // admitted, prompt in its cache, decoding
+  const SeqParams p = Params(second, 6, 0.7f, 5);
+  auto inbox = std::make_shared<Inbox>();
+  ASSERT_EQ(engine.Submit({p}, inbox), SubmitResult::kOk);
+  const Outcome got = Collect(inbox.get(), 1)[0];
+  busy->Cancel();
+  EXPECT_GE(got.cached_tokens, static_cast<int>(system.size()));  // copied, not recomputed
+  EXPECT_LT(got.cached_tokens, static_cast<int>(second.size()));
+  const Outcome want = Alone(p);
+  EXPECT_EQ(got.ids, want.ids);
+  EXPECT_EQ(got.text, want.text);
+}
+
 TEST(Engine, CancelFreesTheSlotAndQueueIsBounded) {
   const auto& [model, tok] = Get();
   Metrics metrics;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "base/check.h"
 #include "kernels/attention.h"
@@ -36,6 +37,17 @@ void KVCache::Store(int layer, int pos, int n, const float* k, const float* v) {
 
 kernels::KVRows KVCache::Rows(int layer) const {
   return {dtype_, k_[layer].data(), v_[layer].data(), row_};
+}
+
+void KVCache::CopyPrefix(const KVCache& src, int n) {
+  CHECK(&src != this && src.dtype_ == dtype_ && src.row_ == row_ && src.k_.size() == k_.size());
+  CHECK(n >= 0 && n <= src.size_ && n <= capacity_);
+  const size_t bytes = static_cast<size_t>(n) * row_ * Info(dtype_).block_bytes;
+  for (size_t layer = 0; layer < k_.size(); ++layer) {
+    std::memcpy(k_[layer].data(), src.k_[layer].data(), bytes);
+    std::memcpy(v_[layer].data(), src.v_[layer].data(), bytes);
+  }
+  size_ = n;
 }
 
 void KVCache::Truncate(int n) {

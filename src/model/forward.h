@@ -31,6 +31,10 @@ class KVCache {
   void Clear() { size_ = 0; }
   // Forgets positions >= n (n <= size()).
   void Truncate(int n);
+  // Makes this cache hold src's first n positions (bytes copied; same config and dtype, n <=
+  // src.size(), n <= capacity()): a sequence that shares a prompt prefix with another starts from
+  // its keys and values instead of recomputing them.
+  void CopyPrefix(const KVCache& src, int n);
   static uint64_t BytesFor(const LlamaConfig& config, int capacity, DType dtype = DType::kF16);
   // Whether dtype can hold a cache (f16, bf16, f32).
   static bool IsCacheType(DType dtype);

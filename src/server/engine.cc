@@ -180,19 +180,33 @@ void Engine::Admit() {
       continue;
     }
     // The free slot whose cache shares the longest prefix with the prompt (at least the prompt's
-    // last token is run again: its logits give the first generated token).
+    // last token is run again: its logits give the first generated token). If another slot, busy
+    // or not, shares a longer prefix, its keys and values are copied over instead.
+    const size_t limit = p.params.prompt.size() - 1;
     Slot* best = nullptr;
     size_t best_common = 0;
     for (auto& slot : slots_) {
       if (slot->busy) continue;
-      const size_t common =
-          std::min(CommonPrefix(slot->cached, p.params.prompt), p.params.prompt.size() - 1);
+      const size_t common = std::min(CommonPrefix(slot->cached, p.params.prompt), limit);
       if (!best || common > best_common) best = slot.get(), best_common = common;
     }
     if (!best) break;
+    Slot* donor = nullptr;
+    size_t donor_common = best_common;
+    for (auto& slot : slots_) {
+      if (slot.get() == best) continue;
+      const size_t common = std::min(CommonPrefix(slot->cached, p.params.prompt), limit);
+      if (common > donor_common) donor = slot.get(), donor_common = common;
+    }
     Slot& s = *best;
-    s.cache.Truncate(static_cast<int>(best_common));
-    s.cached.resize(best_common);
+    if (donor) {
+      s.cache.CopyPrefix(donor->cache, static_cast<int>(donor_common));
+      s.cached.assign(donor->cached.begin(), donor->cached.begin() + donor_common);
+      best_common = donor_common;
+    } else {
+      s.cache.Truncate(static_cast<int>(best_common));
+      s.cached.resize(best_common);
+    }
     s.busy = true;
     s.params = std::move(p.params);
     s.inbox = std::move(p.inbox);
