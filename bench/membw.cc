@@ -51,15 +51,7 @@
 #include "base/cpu.h"
 
 #if defined(__x86_64__)
-// GCC 12's AVX-512 intrinsics initialise their "undefined" operands from themselves, which
-// -Wuninitialized reports at every use (GCC bug 105593, fixed in GCC 13).
-#pragma GCC diagnostic push
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+#include "kernels/immintrin_avx512.h"
 #define MEMBW_X86 1
 #endif
 

@@ -8,34 +8,16 @@
 #include <cmath>
 
 #include "generate/generate.h"
-#include "model/init.h"
 #include "server/api.h"
 #include "server/engine.h"
-#include "test_util.h"
-#include "tokenizer/load.h"
+#include "tiny_model.h"
 
 namespace herd::server {
 namespace {
 
 using namespace std::chrono_literals;
 
-struct Fixture {
-  Model model;
-  Tokenizer tok;
-};
-
-const Fixture& Get() {
-  static const Fixture* f = [] {
-    auto tok = LoadTokenizer(testing::Llama3TokenizerPath());
-    EXPECT_TRUE(tok.ok()) << tok.status().message();
-    Model m;
-    m.config = *PresetConfig("tiny");
-    m.weights = *InitRandomWeights(m.config, DType::kF32, 2, nullptr);
-    m.rope_inv_freq = RopeInverseFrequencies(m.config);
-    return new Fixture{std::move(m), std::move(tok).value()};
-  }();
-  return *f;
-}
+const testing::TinyModel& Get() { return testing::GetTinyModel(); }
 
 struct Outcome {
   std::vector<int> ids;  // from the logprobs events

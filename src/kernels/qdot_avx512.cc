@@ -25,28 +25,16 @@
 // three). Activation quantisation reuses the AVX2 quantisers: it is O(columns) per token against
 // the matmuls' O(rows x columns), and already writes the reference bytes.
 
-// GCC 12's AVX-512 intrinsics initialise their "undefined" operands from themselves, which
-// -Wuninitialized reports at every use (GCC bug 105593, fixed in GCC 13).
-#pragma GCC diagnostic push
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-
 #include <cmath>
 #include <cstring>
 
 #include "base/cpu.h"
 #include "kernels/convert.h"
+#include "kernels/immintrin_avx512.h"
 #include "kernels/qdot.h"
 #include "kernels/qdot_kquant.h"
 
 namespace herd::kernels::avx512 {
-
-// The K-quant kernels (qdot_kquant_avx512.cc), with VNNI if vnni; empty for other dtypes.
-DotKernel GetKQuantKernel(DType t, bool vnni);
 
 namespace {
 

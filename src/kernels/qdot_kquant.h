@@ -18,4 +18,9 @@ namespace avx2 {
 DotKernel GetKQuantKernel(DType t);
 }  // namespace avx2
 
+namespace avx512 {
+// AVX-512 F+BW+VL (qdot_kquant_avx512.cc), with VNNI's vpdpwssd if vnni; empty for other dtypes.
+DotKernel GetKQuantKernel(DType t, bool vnni);
+}  // namespace avx512
+
 }  // namespace herd::kernels

@@ -13,19 +13,10 @@
 // and from there the float steps are AVX2's. q4_K / q5_K's minimum term is AVX2's code as it is.
 // The Q8_K quantiser is AVX2's (it writes the reference bytes; a small share of the time).
 
-// GCC 12's AVX-512 intrinsics initialise their "undefined" operands from themselves, which
-// -Wuninitialized reports at every use (GCC bug 105593, fixed in GCC 13).
-#pragma GCC diagnostic push
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-
 #include <cmath>
 #include <cstring>
 
+#include "kernels/immintrin_avx512.h"
 #include "kernels/kquant.h"
 #include "kernels/qdot_kquant.h"
 

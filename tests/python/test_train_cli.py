@@ -25,9 +25,9 @@ def tokenize(herd_bin, llama3_model, out, text_path):
                     "--out", out, text_path], check=True, capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory, herd_bin, llama3_model):
-    d = tmp_path_factory.mktemp("train_data")
+def make_data(tmp_path_factory, herd_bin, llama3_model, name="train_data"):
+    """Shards of a training and a validation text, and their mix files (mix.json, val.json)."""
+    d = tmp_path_factory.mktemp(name)
     (d / "train.txt").write_text(lines(200))
     (d / "val.txt").write_text(lines(40, offset=5))
     tokenize(herd_bin, llama3_model, d / "shards", d / "train.txt")
@@ -37,6 +37,11 @@ def data(tmp_path_factory, herd_bin, llama3_model):
     (d / "val.json").write_text(json.dumps({"sources": [{"name": "fox", "shards": "val_shards",
                                                          "weight": 1}]}))
     return d
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, herd_bin, llama3_model):
+    return make_data(tmp_path_factory, herd_bin, llama3_model)
 
 
 def train(herd_bin, data, out, *extra, check=True):

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from test_train_cli import lines, tokenize
+from test_train_cli import make_data, read_log
 
 MPIRUN = shutil.which("mpirun")
 pytestmark = pytest.mark.skipif(MPIRUN is None, reason="mpirun not installed (scripts/setup installs openmpi-bin)")
@@ -42,25 +42,12 @@ def mpirun(n, herd_bin, *args):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, herd_bin, llama3_model):
-    d = tmp_path_factory.mktemp("mpi_data")
-    (d / "train.txt").write_text(lines(200))
-    (d / "val.txt").write_text(lines(40, offset=5))
-    tokenize(herd_bin, llama3_model, d / "shards", d / "train.txt")
-    tokenize(herd_bin, llama3_model, d / "val_shards", d / "val.txt")
-    (d / "mix.json").write_text(json.dumps({"sources": [{"name": "fox", "shards": "shards", "weight": 1}],
-                                            "seed": 7}))
-    (d / "val.json").write_text(json.dumps({"sources": [{"name": "fox", "shards": "val_shards",
-                                                         "weight": 1}]}))
-    return d
+    return make_data(tmp_path_factory, herd_bin, llama3_model, "mpi_data")
 
 
 def args(data, out, *extra):
     common = [str(data / "val.json") if a == "{val}" else a for a in COMMON]
     return ["train", "--mix", data / "mix.json", "--out", out, *common, *extra]
-
-
-def read_log(out):
-    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
 @pytest.fixture(scope="module")
