@@ -15,6 +15,7 @@
 
 #include "base/thread_pool.h"
 #include "kernels/convert.h"
+#include "kernels/gemm.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 
@@ -528,10 +529,19 @@ TEST(MatMul, SharedThreadedAndSingleProductsAgreeBitForBit) {
       for (size_t i = 0; i < products.size(); ++i) {
         EXPECT_EQ(shared[i], single[i])
             << Name(products[i].w.dtype) << " " << IsaName(isa) << " cols " << cols;
-        // And each entry is the kernel's dot of that row and token.
+        // And each entry is the kernel's dot of that row and token (float32 weights: one FMA
+        // chain, kernels/gemm.h).
+        const int tok = 69, r = 36;
+        if (products[i].w.dtype == DType::kF32) {
+          float want = 0;
+          GemmReference(1, 1, cols, {&x[tok * cols], cols, 1},
+                        {reinterpret_cast<const float*>(products[i].w.row(r)), 1, cols}, &want, 1,
+                        false);
+          EXPECT_EQ(shared[i][tok * rows + r], want) << IsaName(isa);
+          continue;
+        }
         const DotKernel k = GetDotKernel(products[i].w.dtype, isa);
         std::vector<uint8_t> act(ActRowBytes(k.act, cols));
-        const int tok = 69, r = 36;
         if (k.quantize) {
           k.quantize(&x[tok * cols], cols, act.data());
         } else {

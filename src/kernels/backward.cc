@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "base/check.h"
+#include "kernels/gemm.h"
 #include "kernels/ops.h"
 
 namespace herd::kernels {
@@ -101,47 +102,16 @@ void AttentionBackward(const float* q, const float* k, const float* v, const flo
   }
 }
 
-void Transpose(const float* src, int64_t rows, int64_t cols, float* dst, ThreadPool* pool) {
-  constexpr int64_t kBlock = 32;  // 32 x 32 floats: a tile of source and destination in L1
-  const int64_t row_blocks = (rows + kBlock - 1) / kBlock;
-  auto run = [&](size_t rb, int) {
-    const int64_t r0 = static_cast<int64_t>(rb) * kBlock, r1 = std::min(rows, r0 + kBlock);
-    for (int64_t c0 = 0; c0 < cols; c0 += kBlock) {
-      const int64_t c1 = std::min(cols, c0 + kBlock);
-      for (int64_t r = r0; r < r1; ++r)
-        for (int64_t c = c0; c < c1; ++c) dst[c * rows + r] = src[r * cols + c];
-    }
-  };
-  if (pool && row_blocks > 1) {
-    pool->ParallelFor(row_blocks, run);
-  } else {
-    for (int64_t rb = 0; rb < row_blocks; ++rb) run(rb, 0);
-  }
-}
-
 void MatMulBackward(const MatView& w, const float* x, const float* dy, int64_t m, float* dx,
                     float* dw, ThreadPool* pool) {
   CHECK(w.dtype == DType::kF32);
   const int64_t n = w.rows, k = w.cols;
-  if (m == 0) {
-    if (dx) std::fill_n(dx, m * k, 0.0f);
-    return;
-  }
-  thread_local std::vector<float> a, b, tmp;
-  auto grow = [](std::vector<float>& v, int64_t size) {
-    if (v.size() < static_cast<size_t>(size)) v.resize(size);
-  };
-  if (dx) {  // dx = dy w: the "weights" w^T [k, n] applied to the rows of dy
-    grow(a, k * n);
-    Transpose(reinterpret_cast<const float*>(w.data), n, k, a.data(), pool);
-    MatMul(MakeMatView(DType::kF32, k, n, a.data()), dy, m, dx, pool);
-  }
-  // dw += dy^T x: the "weights" x^T [k, m] applied to the rows of dy^T [n, m].
-  grow(a, k * m), grow(b, n * m), grow(tmp, n * k);
-  Transpose(x, m, k, a.data(), pool);
-  Transpose(dy, m, n, b.data(), pool);
-  MatMul(MakeMatView(DType::kF32, k, m, a.data()), b.data(), n, tmp.data(), pool);
-  Add(dw, tmp.data(), n * k);
+  const StridedMat w_rows{reinterpret_cast<const float*>(w.data),
+                          static_cast<int64_t>(w.row_bytes / sizeof(float)), 1};
+  // dx [m, k] = dy [m, n] w [n, k]
+  if (dx) Gemm(m, k, n, StridedMat{dy, n, 1}, w_rows, dx, k, false, pool);
+  // dw [n, k] += dy^T [n, m] x [m, k]
+  Gemm(n, k, m, StridedMat{dy, 1, n}, StridedMat{x, k, 1}, dw, k, true, pool);
 }
 
 }  // namespace herd::kernels

@@ -45,12 +45,9 @@ void AttentionBackward(const float* q, const float* k, const float* v, const flo
 // MatMul backward for float32 weights w [n, k] applied to x [m, k] (y = x w^T, dy [m, n]):
 //   dx = dy w      ([m, k]; written, skipped when dx is null)
 //   dw += dy^T x   ([n, k]; added to)
-// Both products run through MatMul's float kernels on transposed copies (every output element is
-// one dot product, as in the forward).
+// Both products run through kernels/gemm.h (as the forward's float32 MatMul does), reading the
+// operands in place through strides; every element is one FMA chain, whatever the thread count.
 void MatMulBackward(const MatView& w, const float* x, const float* dy, int64_t m, float* dx,
                     float* dw, ThreadPool* pool);
-
-// dst[c * rows + r] = src[r * cols + c] (dst: [cols, rows]).
-void Transpose(const float* src, int64_t rows, int64_t cols, float* dst, ThreadPool* pool);
 
 }  // namespace herd::kernels

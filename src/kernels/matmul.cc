@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "base/check.h"
+#include "kernels/gemm.h"
 #include "kernels/qdot.h"
 #include "kernels/quant.h"
 
@@ -50,6 +51,26 @@ void MatMulShared(std::span<const MatMulOut> products, const float* x, int64_t n
   if (products.empty() || n_tokens == 0) return;
   const int64_t cols = products[0].w.cols;
   const int threads = pool ? pool->size() : 1;
+
+  // Float32 weights go through the blocked GEMM (the forward of training, and f32 models).
+  if (!FloatActivationsRequested()) {
+    std::vector<MatMulOut> rest;
+    for (const MatMulOut& p : products) {
+      CHECK(p.w.cols == cols);
+      if (p.w.dtype != DType::kF32) {
+        rest.push_back(p);
+        continue;
+      }
+      const StridedMat x_rows{x, cols, 1};
+      const StridedMat w_cols{reinterpret_cast<const float*>(p.w.data), 1,
+                              static_cast<int64_t>(p.w.row_bytes / sizeof(float))};
+      Gemm(n_tokens, p.w.rows, cols, x_rows, w_cols, p.out, p.w.rows, false, pool, isa);
+    }
+    if (rest.size() < products.size()) {
+      if (!rest.empty()) MatMulShared(rest, x, n_tokens, pool, isa);
+      return;
+    }
+  }
 
   // Prepare the input once per activation format the products need.
   std::vector<DotKernel> kernels;

@@ -1,0 +1,54 @@
+// AVX-512 F level of kernels/expsum.h: 16 exponentials per step, the same operations as
+// expsum_impl::Exp lane by lane; lanes 0-7 and 8-15 summed in two vectors of doubles.
+#include "kernels/expsum.h"
+#include "kernels/expsum_impl.h"
+#include "kernels/immintrin_avx512.h"
+
+namespace herd::kernels::avx512 {
+namespace {
+
+using namespace expsum_impl;
+
+inline __m512 Exp16(__m512 y) {
+  const __m512 c = _mm512_max_ps(_mm512_min_ps(y, _mm512_set1_ps(kHi)), _mm512_set1_ps(kLo));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(c, _mm512_set1_ps(kLog2e)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-kLn2Hi), c);
+  r = _mm512_fmadd_ps(n, _mm512_set1_ps(-kLn2Lo), r);
+  const __m512 z = _mm512_mul_ps(r, r);
+  __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(kC0), r, _mm512_set1_ps(kC1));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kC2));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kC3));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kC4));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kC5));
+  p = _mm512_fmadd_ps(p, z, r);
+  p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
+  const __m512i bits =
+      _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+  __m512 e = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+  e = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(y, _mm512_set1_ps(kLo), _CMP_LT_OQ),
+                         _mm512_setzero_ps());
+  return _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(y, y, _CMP_UNORD_Q), y);
+}
+
+}  // namespace
+
+double ExpShiftSum(const float* x, int64_t n, float shift, float* out) {
+  __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
+  const __m512 s = _mm512_set1_ps(shift);
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const __m512 e = Exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), s));
+    if (out) _mm512_storeu_ps(out + i, e);
+    lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+    hi = _mm512_add_pd(
+        hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+  }
+  double sums[kLanes];
+  _mm512_storeu_pd(sums, lo);
+  _mm512_storeu_pd(sums + 8, hi);
+  Tail(x, i, n, shift, out, sums);
+  return Combine(sums);
+}
+
+}  // namespace herd::kernels::avx512

@@ -1,0 +1,157 @@
+#include "kernels/gemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "base/check.h"
+
+namespace herd::kernels {
+
+void GemmReference(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float* c,
+                   int64_t ldc, bool accumulate) {
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      float acc = accumulate ? c[i * ldc + j] : 0.0f;
+      for (int64_t p = 0; p < depth; ++p) acc = std::fma(a.at(i, p), b.at(p, j), acc);
+      c[i * ldc + j] = acc;
+    }
+  }
+}
+
+namespace scalar {
+namespace {
+
+constexpr int kMr = 4, kNr = 4;
+
+void Micro(int rows, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
+           bool load) {
+  float acc[kMr][kNr];
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < kNr; ++j) acc[i][j] = load ? c[i * ldc + j] : 0.0f;
+  for (int64_t p = 0; p < kc; ++p, ap += rows, bp += kNr)
+    for (int i = 0; i < rows; ++i)
+      for (int j = 0; j < kNr; ++j) acc[i][j] = std::fma(ap[i], bp[j], acc[i][j]);
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < kNr; ++j) c[i * ldc + j] = acc[i][j];
+}
+
+}  // namespace
+
+GemmMicroKernel GetGemmKernel() { return {kMr, kNr, Micro}; }
+
+}  // namespace scalar
+
+namespace {
+
+// Depth of a packed block: a kc x nr panel of B (32 KiB at AVX-512) stays in L1 while the
+// micro-kernel walks the A panels of the block, which stay in L2.
+constexpr int64_t kKc = 256;
+
+GemmMicroKernel KernelFor(Isa isa) {
+  if (isa >= Isa::kAvx512) return avx512::GetGemmKernel();
+  if (isa >= Isa::kAvx2) return avx2::GetGemmKernel();
+  return scalar::GetGemmKernel();
+}
+
+// dst[p * rows + i] = a(i0 + i, k0 + p) for p < kc, i < rows.
+void PackA(const StridedMat& a, int64_t i0, int rows, int64_t k0, int64_t kc, float* dst) {
+  if (a.col_stride == 1) {  // rows of A are contiguous: read along them
+    for (int i = 0; i < rows; ++i) {
+      const float* src = a.data + (i0 + i) * a.row_stride + k0;
+      for (int64_t p = 0; p < kc; ++p) dst[p * rows + i] = src[p];
+    }
+    return;
+  }
+  for (int64_t p = 0; p < kc; ++p)
+    for (int i = 0; i < rows; ++i) dst[p * rows + i] = a.at(i0 + i, k0 + p);
+}
+
+// dst[p * nr + j] = b(k0 + p, j0 + j) for p < kc, j < cols; 0 for cols <= j < nr.
+void PackB(const StridedMat& b, int64_t k0, int64_t kc, int64_t j0, int cols, int nr, float* dst) {
+  if (cols < nr) {
+    for (int64_t p = 0; p < kc; ++p) std::fill_n(dst + p * nr + cols, nr - cols, 0.0f);
+  }
+  if (b.row_stride == 1) {  // columns of B (rows of a transposed weight) are contiguous
+    for (int j = 0; j < cols; ++j) {
+      const float* src = b.data + (j0 + j) * b.col_stride + k0;
+      for (int64_t p = 0; p < kc; ++p) dst[p * nr + j] = src[p];
+    }
+    return;
+  }
+  for (int64_t p = 0; p < kc; ++p)
+    for (int j = 0; j < cols; ++j) dst[p * nr + j] = b.at(k0 + p, j0 + j);
+}
+
+}  // namespace
+
+void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float* c, int64_t ldc,
+          bool accumulate, ThreadPool* pool, Isa isa) {
+  CHECK(m >= 0 && n >= 0 && depth >= 0 && ldc >= n);
+  if (m == 0 || n == 0) return;
+  if (depth == 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < m; ++i) std::fill_n(c + i * ldc, n, 0.0f);
+    return;
+  }
+  const GemmMicroKernel kernel = KernelFor(isa);
+  const int mr = kernel.mr, nr = kernel.nr;
+  // A tile of C is mc x nc; its A block (mc x kc, at most ~0.5 MiB: L2) and B block (kc x nc) are
+  // packed per k block. Each tile packs its own blocks, so B is packed once per row of tiles and A
+  // once per column: tiles are as tall as L2 allows, and only split further when there are too
+  // few tiles to keep every thread busy (the output projection's dx: m tokens x n = dim columns).
+  const int threads = pool ? pool->size() : 1;
+  const int64_t nc = int64_t{nr} * 16, n_tiles = (n + nc - 1) / nc;
+  const int64_t max_mc = int64_t{mr} * 40;
+  const int64_t m_tiles =
+      std::min((m + mr - 1) / mr,
+               std::max((m + max_mc - 1) / max_mc, (2 * threads + n_tiles - 1) / n_tiles));
+  const int64_t mc = ((m + m_tiles - 1) / m_tiles + mr - 1) / mr * mr;
+
+  auto run_tile = [&](size_t tile, int) {
+    const int64_t i0 = static_cast<int64_t>(tile) / n_tiles * mc;
+    const int64_t j0 = static_cast<int64_t>(tile) % n_tiles * nc;
+    const int64_t i1 = std::min(m, i0 + mc), j1 = std::min(n, j0 + nc);
+    thread_local std::vector<float> a_pack, b_pack, edge;
+    a_pack.resize(mc * kKc), b_pack.resize(nc * kKc), edge.resize(int64_t{mr} * nr);
+    for (int64_t k0 = 0; k0 < depth; k0 += kKc) {
+      const int64_t kc = std::min(kKc, depth - k0);
+      const bool load = accumulate || k0 > 0;
+      for (int64_t j = j0; j < j1; j += nr) {
+        const int cols = static_cast<int>(std::min<int64_t>(nr, j1 - j));
+        PackB(b, k0, kc, j, cols, nr, &b_pack[(j - j0) * kc]);
+      }
+      for (int64_t i = i0; i < i1; i += mr) {
+        const int rows = static_cast<int>(std::min<int64_t>(mr, i1 - i));
+        PackA(a, i, rows, k0, kc, &a_pack[(i - i0) * kc]);
+      }
+      for (int64_t j = j0; j < j1; j += nr) {
+        const int cols = static_cast<int>(std::min<int64_t>(nr, j1 - j));
+        const float* bp = &b_pack[(j - j0) * kc];
+        for (int64_t i = i0; i < i1; i += mr) {
+          const int rows = static_cast<int>(std::min<int64_t>(mr, i1 - i));
+          const float* ap = &a_pack[(i - i0) * kc];
+          float* ct = c + i * ldc + j;
+          if (cols == nr) {
+            kernel.fn(rows, kc, ap, bp, ct, ldc, load);
+            continue;
+          }
+          // A partial tile at the right edge: through a full-width buffer.
+          for (int r = 0; r < rows; ++r) {
+            if (load) std::copy_n(ct + r * ldc, cols, &edge[r * nr]);
+          }
+          kernel.fn(rows, kc, ap, bp, edge.data(), nr, load);
+          for (int r = 0; r < rows; ++r) std::copy_n(&edge[r * nr], cols, ct + r * ldc);
+        }
+      }
+    }
+  };
+  const int64_t tiles = ((m + mc - 1) / mc) * n_tiles;
+  if (pool && tiles > 1) {
+    pool->ParallelFor(tiles, run_tile);
+  } else {
+    for (int64_t t = 0; t < tiles; ++t) run_tile(t, 0);
+  }
+}
+
+}  // namespace herd::kernels

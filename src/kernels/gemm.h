@@ -1,0 +1,61 @@
+// Float32 matrix product C = A B (+ C) for the products of training (the forward's x w^T and the
+// backward's dy w and dy^T x) and for float32 weights in MatMul. Blocked as in BLIS / GotoBLAS:
+// panels of A (mr rows) and B (nr columns) are packed k-major into contiguous buffers that stay in
+// cache, and a register-tiled micro-kernel (AVX-512: 12 x 32, AVX2: 6 x 16, scalar: 4 x 4)
+// accumulates an mr x nr tile of C with one fused multiply-add per element and k step.
+//
+// Every element of C is one chain of fused multiply-adds over k in increasing order, starting from
+// 0 (or from C's old value when accumulating):  c = fma(A(i, k), B(k, j), c)  for k = 0, 1, ...
+// So the result does not depend on the ISA, the blocking, the thread count or on m: GemmReference
+// (plain loops with std::fma) computes the same bits, a row of A gives the same row of C whether it
+// is multiplied alone or with others, and gradients are reproducible across thread counts.
+#pragma once
+
+#include <cstdint>
+
+#include "base/cpu.h"
+#include "base/thread_pool.h"
+
+namespace herd::kernels {
+
+// A float matrix read through strides: element (i, j) at data[i * row_stride + j * col_stride].
+// A row-major [rows, cols] array is {p, cols, 1}; its transpose is {p, 1, cols}.
+struct StridedMat {
+  const float* data = nullptr;
+  int64_t row_stride = 0, col_stride = 1;
+  float at(int64_t i, int64_t j) const { return data[i * row_stride + j * col_stride]; }
+};
+
+// c[i * ldc + j] = (accumulate ? c[i * ldc + j] : 0) + sum_k a(i, k) b(k, j), for i < m, j < n,
+// k < depth, as described above. c must not overlap a or b. Tiles of C are split over the pool's
+// threads (pool may be null). Uses the micro-kernel of level isa (or the best lower one).
+void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float* c, int64_t ldc,
+          bool accumulate, ThreadPool* pool, Isa isa = ActiveIsa());
+
+// The definition: three loops and std::fma (tests compare every level with it).
+void GemmReference(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float* c,
+                   int64_t ldc, bool accumulate);
+
+// A micro-kernel: for i < rows (1 <= rows <= mr), j < nr:
+//   acc = load ? c[i * ldc + j] : 0;  acc = fma(ap[p * rows + i], bp[p * nr + j], acc) for p < kc;
+//   c[i * ldc + j] = acc.
+// ap: a packed panel of A (kc x rows, k-major), bp: a packed panel of B (kc x nr, k-major).
+using GemmMicroFn = void (*)(int rows, int64_t kc, const float* ap, const float* bp, float* c,
+                             int64_t ldc, bool load);
+struct GemmMicroKernel {
+  int mr = 0, nr = 0;
+  GemmMicroFn fn = nullptr;
+};
+
+// Per-level micro-kernels (gemm.cc, gemm_avx2.cc, gemm_avx512.cc).
+namespace scalar {
+GemmMicroKernel GetGemmKernel();
+}
+namespace avx2 {
+GemmMicroKernel GetGemmKernel();
+}
+namespace avx512 {
+GemmMicroKernel GetGemmKernel();
+}
+
+}  // namespace herd::kernels
