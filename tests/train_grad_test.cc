@@ -1,7 +1,8 @@
 // The training gradients (train/backward.h) against an independent float64 PyTorch autograd
 // reference (tools/gen_train_goldens.py: GQA, tied embeddings with MQA and ignored targets, llama3
 // RoPE scaling), against finite differences, and for their invariants: the same bits whatever the
-// thread count, batches that span forward chunks, gradient accumulation.
+// thread count, batches that span forward chunks, gradient accumulation, and packed rows whose
+// documents compute exactly what they compute as separate sequences.
 //
 // Error measure: per tensor, the relative L2 (Frobenius) error ||g - g_ref|| / ||g_ref||; the loss
 // by |loss - loss_ref| / |loss_ref|. Both must be below 1e-4. Float32 activations and weights
@@ -17,6 +18,7 @@
 
 #include "io/safetensors.h"
 #include "kernels/backward.h"
+#include "model/forward.h"
 #include "model/init.h"
 #include "model/names.h"
 #include "train/backward.h"
@@ -195,6 +197,108 @@ TEST(TrainGrad, DeterministicAcrossThreadsAndChunks) {
   EXPECT_LT(WorstRelativeL2(parts, g1), 1e-5);
 }
 
+// Packing (TokenBatch::doc_starts): documents A and B of 24 tokens packed into one row of 48, cut
+// at 24, against the same 48 tokens and targets as two rows of 24. Bit for bit: the cut turns the
+// packed row into exactly the two sequences the unpacked batch runs (same rows in the same order,
+// each from position 0), and everything after the forward is per row or summed over rows in row
+// order, so nothing is left that could round differently. Without the cut, B's tokens attend to A
+// and sit at positions 24..47: a different loss and different gradients.
+TEST(TrainGrad, PackedDocumentsEqualSeparateSequences) {
+  const LlamaConfig c = SmallConfig();
+  const Model model = MakeModel(c, 5);
+  const int len = 24;
+  std::vector<int> inputs = Tokens(len, 2, c.vocab_size), targets = Tokens(len, 4, c.vocab_size);
+  const std::vector<int> b_in = Tokens(len, 3, c.vocab_size), b_tg = Tokens(len, 5, c.vocab_size);
+  inputs.insert(inputs.end(), b_in.begin(), b_in.end());
+  targets.insert(targets.end(), b_tg.begin(), b_tg.end());
+  targets[5] = -1;  // an ignored position counts the same way in both
+  const std::vector<std::vector<int>> starts = {{len}};
+  const TokenBatch packed{1, 2 * len, inputs, targets, starts};
+  const TokenBatch separate{2, len, inputs, targets};
+  const TokenBatch unmasked{1, 2 * len, inputs, targets};
+  ThreadPool pool(3);
+  LlamaGrads gp = MakeGrads(c), gs = MakeGrads(c), gu = MakeGrads(c);
+  auto lp = ForwardBackward(model, packed, 1.0f / 47, &gp, &pool);
+  auto ls = ForwardBackward(model, separate, 1.0f / 47, &gs, &pool);
+  auto lu = ForwardBackward(model, unmasked, 1.0f / 47, &gu, &pool);
+  ASSERT_TRUE(lp.ok() && ls.ok() && lu.ok()) << lp.status().message();
+  EXPECT_EQ(lp->count, 47);
+  EXPECT_EQ(ls->count, 47);
+  EXPECT_EQ(lp->sum, ls->sum);
+  ExpectSameBits(gp, gs);
+  EXPECT_EQ(ForwardLoss(model, packed, &pool)->sum, lp->sum);
+  // The mask matters: B's 24 positions see different contexts unmasked.
+  EXPECT_GT(std::abs(lu->sum - lp->sum), 1e-3 * lp->sum) << lu->sum << " vs " << lp->sum;
+  EXPECT_GT(WorstRelativeL2(gu, gp), 1e-3);
+}
+
+// Documents of different lengths (5 + 11 and 7 + 9 tokens, in two rows of 16; a start at 16 = the
+// row's last target cuts nothing). Each document's loss, alone, against Forward (the inference
+// path, float32 cache) on that document by itself: with targets only at the document's positions,
+// the packed loss sums the same -log p in the same order plus exact zeros, so it is equal bit for
+// bit, which holds only if the document's logits are its own (positions from 0, no attention to
+// the other document). The gradient of the packed batch against the four documents run one by one
+// (accumulated): equal up to float32 summation order. Packed ForwardLoss == ForwardBackward's loss
+// bit for bit, and the gradient is the same with 1 and 3 threads.
+TEST(TrainGrad, PackedDocumentsComputeWhatTheyComputeAlone) {
+  const LlamaConfig c = SmallConfig();
+  const Model model = MakeModel(c, 5);
+  const int seq_len = 16;
+  const std::vector<int> stream = Tokens(2 * seq_len + 1, 6, c.vocab_size);
+  const std::vector<int> inputs(stream.begin(), stream.end() - 1);
+  const std::vector<int> targets(stream.begin() + 1, stream.end());
+  const std::vector<std::vector<int>> starts = {{5}, {7, 16}};
+  struct Doc {
+    int begin, n;  // flat index of the first token, tokens
+  };
+  const std::vector<Doc> docs = {{0, 5}, {5, 11}, {16, 7}, {23, 9}};
+  ThreadPool one(1), three(3);
+
+  std::vector<float> logits;
+  for (const Doc& d : docs) {
+    SCOPED_TRACE(d.begin);
+    std::vector<int> only(targets.size(), -1);  // targets of this document only
+    std::copy_n(targets.begin() + d.begin, d.n, only.begin() + d.begin);
+    auto packed = ForwardLoss(model, {2, seq_len, inputs, only, starts}, &three);
+    ASSERT_TRUE(packed.ok()) << packed.status().message();
+    KVCache cache(c, d.n, DType::kF32);
+    const std::span<const int> tokens(inputs.data() + d.begin, d.n);
+    ASSERT_TRUE(Forward(model, tokens, &cache, /*all_logits=*/true, &logits, &three).ok());
+    double alone = 0;
+    for (int t = 0; t < d.n; ++t)
+      alone += CrossEntropy(&logits[static_cast<size_t>(t) * c.vocab_size], c.vocab_size,
+                            targets[d.begin + t], 0.0f, nullptr);
+    EXPECT_EQ(packed->count, d.n);
+    EXPECT_EQ(packed->sum, alone);
+    auto unmasked = ForwardLoss(model, {2, seq_len, inputs, only}, &three);
+    if (d.begin % seq_len != 0)  // a row's first document is the same masked or not
+      EXPECT_NE(unmasked->sum, alone);
+    else
+      EXPECT_EQ(unmasked->sum, alone);
+  }
+
+  const TokenBatch packed{2, seq_len, inputs, targets, starts};
+  LlamaGrads g1 = MakeGrads(c), g3 = MakeGrads(c), parts = MakeGrads(c), gu = MakeGrads(c);
+  auto l1 = ForwardBackward(model, packed, 1.0f / 32, &g1, &one);
+  auto l3 = ForwardBackward(model, packed, 1.0f / 32, &g3, &three);
+  ASSERT_TRUE(l1.ok() && l3.ok());
+  EXPECT_EQ(l1->sum, l3->sum);
+  ExpectSameBits(g1, g3);
+  EXPECT_EQ(ForwardLoss(model, packed, nullptr)->sum, l1->sum);
+  double sum = 0;
+  for (const Doc& d : docs) {
+    const TokenBatch alone{1, d.n, std::span(inputs).subspan(d.begin, d.n),
+                           std::span(targets).subspan(d.begin, d.n)};
+    auto l = ForwardBackward(model, alone, 1.0f / 32, &parts, &three);  // accumulates
+    ASSERT_TRUE(l.ok());
+    sum += l->sum;
+  }
+  EXPECT_NEAR(sum, l1->sum, 1e-9 * l1->sum);
+  EXPECT_LT(WorstRelativeL2(parts, g1), 1e-5);
+  ASSERT_TRUE(ForwardBackward(model, {2, seq_len, inputs, targets}, 1.0f / 32, &gu, &three).ok());
+  EXPECT_GT(WorstRelativeL2(gu, g1), 1e-3);
+}
+
 TEST(TrainGrad, RejectsBadBatches) {
   const LlamaConfig c = SmallConfig();
   const Model model = MakeModel(c, 5);
@@ -204,6 +308,15 @@ TEST(TrainGrad, RejectsBadBatches) {
   EXPECT_FALSE(ForwardBackward(model, {1, 4, in, short_t}, 1, &g, nullptr).ok());
   const std::vector<int> bad_in = {1, 2, 300, 4}, t = {2, 3, 4, 5};
   EXPECT_FALSE(ForwardBackward(model, {1, 4, bad_in, t}, 1, &g, nullptr).ok());
+  // Document starts: one list per row, strictly increasing, in [1, seq_len].
+  for (const std::vector<std::vector<int>>& starts :
+       {std::vector<std::vector<int>>{{2}, {2}}, {{0}}, {{5}}, {{3, 2}}, {{2, 2}}}) {
+    auto r = ForwardBackward(model, {1, 4, in, t, starts}, 1, &g, nullptr);
+    EXPECT_FALSE(r.ok());
+    EXPECT_FALSE(ForwardLoss(model, {1, 4, in, t, starts}, nullptr).ok());
+  }
+  const std::vector<std::vector<int>> fine = {{1, 3, 4}};
+  EXPECT_TRUE(ForwardBackward(model, {1, 4, in, t, fine}, 1, &g, nullptr).ok());
   // Quantised weights are refused.
   Model q;
   q.config = c;

@@ -1,7 +1,7 @@
 // herd train --mix MIX --out DIR (--preset NAME | --init-from PATH | --resume CKPT) --steps N
 //            --seq-len L --batch-tokens B --lr X [--micro-batch-tokens M] [--warmup W]
 //            [--min-lr-ratio R] [--clip C] [--weight-decay D] [--seed S] [--val-mix MIX
-//            --val-every N] [--save-every N] [--stop-after N] [--threads T]
+//            --val-every N] [--save-every N] [--stop-after N] [--pack] [--threads T]
 // Pretrains or fine-tunes a Llama model on CPU (train/trainer.h). Writes:
 //   DIR/log.jsonl       one JSON object per line: {"step", "loss", "lr", "grad_norm", "tokens",
 //                       "tokens_per_s", "elapsed_s"} per step, {"step", "val_loss"} per validation
@@ -271,7 +271,8 @@ void AddTrainCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--ffn-dim", o.ffn_dim, "--preset: feed-forward width instead of the preset's");
   cmd->add_option("--tokenizer", o.tokenizer,
                   "Tokenizer for --preset (default: the Llama 3 tokenizer scripts/setup installs)");
-  cmd->add_flag("--pack", o.pack, "Cut windows across document boundaries");
+  cmd->add_flag("--pack", o.pack,
+                "Cut windows across document boundaries (attention stays within each document)");
   cmd->add_option("--val-mix", o.val_mix, "Validation data mix");
   cmd->add_option("--val-every", a.val_every, "Validation loss every N steps (0: never)");
   cmd->add_option("--val-batches", o.val_batches, "Micro-batches per validation")

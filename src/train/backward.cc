@@ -24,6 +24,20 @@ struct Scratch {
   std::vector<double> row_loss;         // [rows]
 };
 
+// One per calling thread, reused across steps and shared by ForwardBackward and ForwardLoss (one
+// tape in memory, not two). Callers pass it on by reference, so the pool's workers see the
+// caller's instance, not their own.
+Scratch& ThreadScratch() {
+  thread_local Scratch scratch;
+  return scratch;
+}
+
+// A sequence of the forward and backward: rows [row0, row0 + n) of the batch, positions 0 .. n-1.
+struct Segment {
+  int64_t row0 = 0;
+  int n = 0;
+};
+
 void Grow(std::vector<float>& v, int64_t n) {
   if (v.size() < static_cast<size_t>(n)) v.resize(n);
 }
@@ -61,8 +75,8 @@ void NormBackward(const float* x, const Weight& weight, const float* dy, int64_t
 }
 
 // dres holds the gradient of the layer's output; on return, of its input x.
-void LayerBackward(const Model& model, int layer, const TokenBatch& b, Scratch* s, LayerGrads* g,
-                   ThreadPool* pool) {
+void LayerBackward(const Model& model, int layer, std::span<const Segment> segs, Scratch* s,
+                   LayerGrads* g, ThreadPool* pool) {
   const LlamaConfig& c = model.config;
   const LayerWeights& w = model.weights.layers[layer];
   const LayerTape& t = s->tape.layers[layer];
@@ -87,12 +101,14 @@ void LayerBackward(const Model& model, int layer, const TokenBatch& b, Scratch* 
   // Attention: h = x + wo(Attention(rope(wq xn), rope(wk xn), wv xn)), xn = RMSNorm(x) * attn_norm.
   kernels::MatMulBackward(w.wo.mat(), t.att.data(), dres, rows, s->datt.data(), g->wo.f32(), pool);
   const kernels::AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
-  ParallelRows(int64_t{b.batch} * c.n_kv_heads, pool, [&](int64_t item) {
-    const int64_t row0 = item / c.n_kv_heads * b.seq_len;
+  // Per segment: its keys and values are its own, so no gradient flows between segments.
+  ParallelRows(static_cast<int64_t>(segs.size()) * c.n_kv_heads, pool, [&](int64_t item) {
+    const Segment& seg = segs[item / c.n_kv_heads];
+    const int64_t row0 = seg.row0;
     const int kv_head = static_cast<int>(item % c.n_kv_heads);
     kernels::AttentionBackward(&t.q[row0 * q_dim], &t.k[row0 * kv], &t.v[row0 * kv],
-                               &t.att[row0 * q_dim], &s->datt[row0 * q_dim], b.seq_len, shape,
-                               kv_head, &s->dq[row0 * q_dim], &s->dk[row0 * kv], &s->dv[row0 * kv]);
+                               &t.att[row0 * q_dim], &s->datt[row0 * q_dim], seg.n, shape, kv_head,
+                               &s->dq[row0 * q_dim], &s->dk[row0 * kv], &s->dv[row0 * kv]);
   });
   ParallelRows(rows, pool, [&](int64_t r) {
     const float* cos = &s->tape.cos[r * half];
@@ -122,14 +138,72 @@ Status CheckBatch(const Model& model, const TokenBatch& b) {
     if (b.targets[i] < -1 || b.targets[i] >= model.config.vocab_size)
       return Status::Errorf("target {} (at index {}) is out of range", b.targets[i], i);
   }
+  if (b.doc_starts.empty()) return Status::Ok();
+  if (static_cast<int64_t>(b.doc_starts.size()) != b.batch)
+    return Status::Errorf("batch of {} rows has document starts for {} rows", b.batch,
+                          b.doc_starts.size());
+  for (int row = 0; row < b.batch; ++row) {
+    int prev = 0;
+    for (int p : b.doc_starts[row]) {
+      if (p <= prev || p > b.seq_len)
+        return Status::Errorf(
+            "row {}: document start {} is not after {} and within [1, seq_len {}] (starts must "
+            "increase)",
+            row, p, prev, b.seq_len);
+      prev = p;
+    }
+  }
   return Status::Ok();
 }
 
-std::vector<std::span<const int>> Sequences(const TokenBatch& b) {
+// The batch's rows cut at their document starts, in row order. Without doc_starts: one segment
+// per row, as unpacked training always ran.
+std::vector<Segment> Segments(const TokenBatch& b) {
+  std::vector<Segment> segs;
+  for (int row = 0; row < b.batch; ++row) {
+    const int64_t row0 = int64_t{row} * b.seq_len;
+    int begin = 0;
+    if (!b.doc_starts.empty()) {
+      for (int p : b.doc_starts[row]) {
+        if (p >= b.seq_len) break;  // starts at the last target only: nothing to cut
+        segs.push_back({row0 + begin, p - begin});
+        begin = p;
+      }
+    }
+    segs.push_back({row0 + begin, b.seq_len - begin});
+  }
+  return segs;
+}
+
+// The token spans ForwardRecord runs, one per segment.
+std::vector<std::span<const int>> Sequences(const TokenBatch& b, std::span<const Segment> segs) {
   std::vector<std::span<const int>> seqs;
-  for (int i = 0; i < b.batch; ++i)
-    seqs.push_back(b.inputs.subspan(static_cast<size_t>(i) * b.seq_len, b.seq_len));
+  seqs.reserve(segs.size());
+  for (const Segment& g : segs) seqs.push_back(b.inputs.subspan(g.row0, g.n));
   return seqs;
+}
+
+// The forward both ForwardBackward and ForwardLoss run: every segment from position 0 through
+// ForwardRecord, its activations in s->tape and every row's logits in s->logits; then each row's
+// cross-entropy (with scale * dlogits replacing the logits when `gradient`) in s->row_loss, summed
+// in row order, so the loss does not depend on the thread count or on which of the two ran.
+Result<LossSum> ForwardAndLoss(const Model& model, const TokenBatch& b,
+                               std::span<const Segment> segs, bool gradient, float scale,
+                               Scratch* s, ThreadPool* pool) {
+  HERD_RETURN_IF_ERROR(ForwardRecord(model, Sequences(b, segs), &s->tape, &s->logits, pool));
+  const int vocab = model.config.vocab_size;
+  const int64_t rows = s->tape.rows;
+  s->row_loss.assign(rows, 0.0);
+  ParallelRows(rows, pool, [&](int64_t r) {
+    float* row = &s->logits[r * vocab];
+    s->row_loss[r] = CrossEntropy(row, vocab, b.targets[r], scale, gradient ? row : nullptr);
+  });
+  LossSum loss;
+  for (int64_t r = 0; r < rows; ++r) {
+    loss.sum += s->row_loss[r];
+    loss.count += b.targets[r] >= 0;
+  }
+  return loss;
 }
 
 }  // namespace
@@ -167,29 +241,17 @@ Result<LossSum> ForwardBackward(const Model& model, const TokenBatch& b, float g
   ForEachTensor(model.weights,
                 [&](TensorId, const Weight& w) { all_f32 &= w.dtype == DType::kF32; });
   if (!all_f32) return Status::Error("training needs float32 weights");
-  // One per calling thread, reused across steps; `s` (a plain reference) is what the pool's
-  // workers see, not their own thread_local instance.
-  thread_local Scratch scratch;
-  Scratch& s = scratch;
-  HERD_RETURN_IF_ERROR(ForwardRecord(model, Sequences(b), &s.tape, &s.logits, pool));
+  Scratch& s = ThreadScratch();
+  const std::vector<Segment> segs = Segments(b);
+  // The forward and the cross-entropy; dlogits replace the logits.
+  auto loss = ForwardAndLoss(model, b, segs, /*gradient=*/true, grad_scale, &s, pool);
+  if (!loss.ok()) return loss.status();
   const int64_t rows = s.tape.rows;
   const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
   Grow(s.dres, rows * c.dim), Grow(s.dxn, rows * c.dim), Grow(s.dtmp, rows * c.dim);
   Grow(s.dact, rows * c.ffn_dim), Grow(s.dgate, rows * c.ffn_dim), Grow(s.dup, rows * c.ffn_dim);
   Grow(s.datt, rows * q_dim), Grow(s.dq, rows * q_dim), Grow(s.dk, rows * kv),
       Grow(s.dv, rows * kv);
-
-  // Cross-entropy; dlogits replace the logits.
-  s.row_loss.assign(rows, 0.0);
-  ParallelRows(rows, pool, [&](int64_t r) {
-    float* row = &s.logits[r * c.vocab_size];
-    s.row_loss[r] = CrossEntropy(row, c.vocab_size, b.targets[r], grad_scale, row);
-  });
-  LossSum loss;
-  for (int64_t r = 0; r < rows; ++r) {
-    loss.sum += s.row_loss[r];
-    loss.count += b.targets[r] >= 0;
-  }
 
   // Output projection and final norm.
   GradTensor& d_out = grads->tied ? grads->tok_embeddings : grads->output;
@@ -200,32 +262,18 @@ Result<LossSum> ForwardBackward(const Model& model, const TokenBatch& b, float g
                static_cast<float>(c.norm_eps), s.dres.data(), grads->norm.f32(), &s.dtmp, pool);
 
   for (int layer = c.n_layers - 1; layer >= 0; --layer)
-    LayerBackward(model, layer, b, &s, &grads->layers[layer], pool);
+    LayerBackward(model, layer, segs, &s, &grads->layers[layer], pool);
 
   // Embedding: rows in order, so repeated tokens sum deterministically.
   float* d_emb = grads->tok_embeddings.f32();
   for (int64_t r = 0; r < rows; ++r)
     kernels::Add(d_emb + int64_t{b.inputs[r]} * c.dim, &s.dres[r * c.dim], c.dim);
-  return loss;
+  return *loss;
 }
 
 Result<LossSum> ForwardLoss(const Model& model, const TokenBatch& b, ThreadPool* pool) {
   HERD_RETURN_IF_ERROR(CheckBatch(model, b));
-  const LlamaConfig& c = model.config;
-  LossSum loss;
-  std::vector<float> logits;
-  for (int i = 0; i < b.batch; ++i) {
-    KVCache cache(c, b.seq_len, DType::kF32);
-    const auto tokens = b.inputs.subspan(static_cast<size_t>(i) * b.seq_len, b.seq_len);
-    HERD_RETURN_IF_ERROR(Forward(model, tokens, &cache, /*all_logits=*/true, &logits, pool));
-    for (int t = 0; t < b.seq_len; ++t) {
-      const int target = b.targets[static_cast<size_t>(i) * b.seq_len + t];
-      loss.sum += CrossEntropy(&logits[static_cast<size_t>(t) * c.vocab_size], c.vocab_size, target,
-                               0.0f, nullptr);
-      loss.count += target >= 0;
-    }
-  }
-  return loss;
+  return ForwardAndLoss(model, b, Segments(b), /*gradient=*/false, 0.0f, &ThreadScratch(), pool);
 }
 
 }  // namespace herd

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "base/status.h"
 #include "base/thread_pool.h"
@@ -19,11 +20,20 @@
 
 namespace herd {
 
-// `batch` sequences of seq_len tokens, each run from position 0.
+// `batch` rows of seq_len tokens. Without doc_starts each row is one sequence run from position 0.
+// With doc_starts (packed windows, train/sampler.h) row b is cut before each p in doc_starts[b]
+// into segments, and each segment is an independent sequence: its positions restart at 0 and its
+// tokens attend only to earlier tokens of the same segment (Llama 3's mask between the documents
+// of a packed sequence). So a document inside a packed row computes exactly what it computes alone.
+// Targets are per row and unaffected: whatever the row holds at a segment's last position (the
+// sampler gives the next document's first token after an eos) is its target.
 struct TokenBatch {
   int batch = 0, seq_len = 0;
   std::span<const int> inputs;   // [batch, seq_len]
   std::span<const int> targets;  // [batch, seq_len]: the next token; -1: no loss at this position
+  // Empty, or [batch]: row b's document starts, strictly increasing in [1, seq_len]. A start at
+  // seq_len (a document whose first token is only the row's last target) cuts nothing.
+  std::span<const std::vector<int>> doc_starts = {};
 };
 
 struct LossSum {
@@ -38,8 +48,8 @@ struct LossSum {
 Result<LossSum> ForwardBackward(const Model& model, const TokenBatch& batch, float grad_scale,
                                 LlamaGrads* grads, ThreadPool* pool);
 
-// The loss alone (validation, finite differences): Forward on each sequence with a float32 cache,
-// the same logits as ForwardBackward's.
+// The loss alone (validation, finite differences): the same forward (ForwardRecord over the same
+// segments) and the same cross-entropy sums as ForwardBackward, so the same loss bit for bit.
 Result<LossSum> ForwardLoss(const Model& model, const TokenBatch& batch, ThreadPool* pool);
 
 // -log softmax(logits)[target] over `vocab` logits (float exponentials summed in double); with

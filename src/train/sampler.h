@@ -15,9 +15,10 @@
 //     not used. A window never crosses a document boundary.
 //   - pack on: cut from the source's whole token stream (shards in order), across documents. Each
 //     sample reports doc_starts: the positions p in [1, seq_len] where a new document begins
-//     (tokens[p - 1] is the previous document's eos). A mask that respects documents lets input
-//     positions >= p attend only to positions >= p, and may drop the target at p - 1 (eos ->
-//     next document's first token).
+//     (tokens[p - 1] is the previous document's eos). Training (TokenBatch::doc_starts,
+//     train/backward.h) cuts the inputs at every p < seq_len into independent sequences, so no
+//     token attends across a join. The targets stay the window's next tokens: the target at
+//     p - 1 (the eos) is the next document's first token.
 // Ranks: Next() advances the global stream by batch * world_size samples and returns rank r's
 // share: samples r, r + world_size, r + 2 * world_size, ... of that step. So world_size ranks
 // with batch B see together exactly what one process with batch B * world_size sees, row for row.

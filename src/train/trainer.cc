@@ -205,8 +205,9 @@ Result<StepResult> Trainer::Step() {
         targets_[static_cast<size_t>(i) * b.seq_len + j] = row[j + 1];
       }
     }
-    auto loss =
-        ForwardBackward(model_, {b.batch, b.seq_len, inputs_, targets_}, scale, &grads_, pool_);
+    // Packed windows: the sampler's document starts cut each row into independent sequences.
+    const TokenBatch tb{b.batch, b.seq_len, inputs_, targets_, b.doc_starts};
+    auto loss = ForwardBackward(model_, tb, scale, &grads_, pool_);
     if (!loss.ok()) return loss.status();
     loss_sum += loss->sum;
   }
@@ -242,7 +243,7 @@ Result<double> Trainer::ValidationLoss() {
       in.insert(in.end(), row.begin(), row.end() - 1);
       tg.insert(tg.end(), row.begin() + 1, row.end());
     }
-    auto loss = ForwardLoss(model_, {b.batch, b.seq_len, in, tg}, pool_);
+    auto loss = ForwardLoss(model_, {b.batch, b.seq_len, in, tg, b.doc_starts}, pool_);
     if (!loss.ok()) return loss.status();
     total.sum += loss->sum, total.count += loss->count;
   }

@@ -3,7 +3,8 @@
 // update: batch_tokens / seq_len windows drawn in micro-batches of micro_batch_tokens / seq_len,
 // each run through ForwardBackward with the gradient scaled by 1 / (targets of the whole step), so
 // the accumulated gradient is that of the step's mean loss; then global-norm clipping and AdamW at
-// the schedule's learning rate.
+// the schedule's learning rate. With pack, each window goes in with the sampler's document starts
+// (TokenBatch::doc_starts), so attention stays within each document, in validation too.
 //
 // Data parallel (train/dist.h): under `mpirun -np N` every rank holds the whole model and draws
 // its share of each step's windows (sampler rank / world_size: batch_tokens / N per rank, in
@@ -52,7 +53,7 @@ struct TrainOptions {
   // With a preset: shape overrides (0: the preset's). With an explicit `tokenizer`, the vocabulary
   // (and bos / eos ids) come from it, so a small trained tokenizer gives a small embedding.
   int dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, ffn_dim = 0;
-  bool pack = false;    // sampler packing (sampler.h)
+  bool pack = false;    // sampler packing (sampler.h), attention masked at document joins
   int val_batches = 4;  // micro-batches of validation windows (per rank, the ranks' shares)
   std::vector<std::string> allow_licenses;
 };
