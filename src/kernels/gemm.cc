@@ -24,14 +24,16 @@ namespace {
 
 constexpr int kMr = 4, kNr = 4;
 
-void Micro(int rows, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
-           bool load) {
+void Micro(int rows, int64_t kc, const float* ap, int64_t lda, const float* bp, float* c,
+           int64_t ldc, bool load) {
   float acc[kMr][kNr];
   for (int i = 0; i < rows; ++i)
     for (int j = 0; j < kNr; ++j) acc[i][j] = load ? c[i * ldc + j] : 0.0f;
-  for (int64_t p = 0; p < kc; ++p, ap += rows, bp += kNr)
+  const int64_t row_step = lda > 0 ? lda : 1, k_step = lda > 0 ? 1 : rows;
+  for (int64_t p = 0; p < kc; ++p, bp += kNr)
     for (int i = 0; i < rows; ++i)
-      for (int j = 0; j < kNr; ++j) acc[i][j] = std::fma(ap[i], bp[j], acc[i][j]);
+      for (int j = 0; j < kNr; ++j)
+        acc[i][j] = std::fma(ap[i * row_step + p * k_step], bp[j], acc[i][j]);
   for (int i = 0; i < rows; ++i)
     for (int j = 0; j < kNr; ++j) c[i * ldc + j] = acc[i][j];
 }
@@ -63,6 +65,13 @@ void PackA(const StridedMat& a, int64_t i0, int rows, int64_t k0, int64_t kc, fl
     }
     return;
   }
+  if (a.row_stride == 1) {  // columns of A are contiguous (dy^T of a weight gradient): copies
+    for (int64_t p = 0; p < kc; ++p) {
+      const float* src = a.data + (k0 + p) * a.col_stride + i0;
+      for (int i = 0; i < rows; ++i) dst[p * rows + i] = src[i];  // short: no memcpy call
+    }
+    return;
+  }
   for (int64_t p = 0; p < kc; ++p)
     for (int i = 0; i < rows; ++i) dst[p * rows + i] = a.at(i0 + i, k0 + p);
 }
@@ -76,6 +85,13 @@ void PackB(const StridedMat& b, int64_t k0, int64_t kc, int64_t j0, int cols, in
     for (int j = 0; j < cols; ++j) {
       const float* src = b.data + (j0 + j) * b.col_stride + k0;
       for (int64_t p = 0; p < kc; ++p) dst[p * nr + j] = src[p];
+    }
+    return;
+  }
+  if (b.col_stride == 1) {  // rows of B are contiguous: copies
+    for (int64_t p = 0; p < kc; ++p) {
+      const float* src = b.data + (k0 + p) * b.row_stride + j0;
+      for (int j = 0; j < cols; ++j) dst[p * nr + j] = src[j];  // short: no memcpy call
     }
     return;
   }
@@ -108,6 +124,12 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
                std::max((m + max_mc - 1) / max_mc, (2 * threads + n_tiles - 1) / n_tiles));
   const int64_t mc = ((m + m_tiles - 1) / m_tiles + mr - 1) / mr * mr;
 
+  // A row-major A is read in place by the micro-kernel (its rows are streams along k); packing
+  // it would transpose it element by element. Except when its rows are a multiple of 4 KiB apart:
+  // then they all map to the same L1 sets and evict each other.
+  const bool a_in_place = a.col_stride == 1 && a.row_stride > 0 && a.row_stride % 1024 != 0;
+  const int64_t lda = a_in_place ? a.row_stride : 0;
+
   auto run_tile = [&](size_t tile, int) {
     const int64_t i0 = static_cast<int64_t>(tile) / n_tiles * mc;
     const int64_t j0 = static_cast<int64_t>(tile) % n_tiles * nc;
@@ -119,28 +141,35 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
       const bool load = accumulate || k0 > 0;
       for (int64_t j = j0; j < j1; j += nr) {
         const int cols = static_cast<int>(std::min<int64_t>(nr, j1 - j));
-        PackB(b, k0, kc, j, cols, nr, &b_pack[(j - j0) * kc]);
+        float* dst = &b_pack[(j - j0) * kc];
+        if (kernel.pack_transposed_b && b.row_stride == 1) {
+          kernel.pack_transposed_b(b.data + j * b.col_stride + k0, b.col_stride, kc, cols, dst);
+        } else {
+          PackB(b, k0, kc, j, cols, nr, dst);
+        }
       }
-      for (int64_t i = i0; i < i1; i += mr) {
-        const int rows = static_cast<int>(std::min<int64_t>(mr, i1 - i));
-        PackA(a, i, rows, k0, kc, &a_pack[(i - i0) * kc]);
+      if (!a_in_place) {
+        for (int64_t i = i0; i < i1; i += mr) {
+          const int rows = static_cast<int>(std::min<int64_t>(mr, i1 - i));
+          PackA(a, i, rows, k0, kc, &a_pack[(i - i0) * kc]);
+        }
       }
       for (int64_t j = j0; j < j1; j += nr) {
         const int cols = static_cast<int>(std::min<int64_t>(nr, j1 - j));
         const float* bp = &b_pack[(j - j0) * kc];
         for (int64_t i = i0; i < i1; i += mr) {
           const int rows = static_cast<int>(std::min<int64_t>(mr, i1 - i));
-          const float* ap = &a_pack[(i - i0) * kc];
+          const float* ap = a_in_place ? a.data + i * a.row_stride + k0 : &a_pack[(i - i0) * kc];
           float* ct = c + i * ldc + j;
           if (cols == nr) {
-            kernel.fn(rows, kc, ap, bp, ct, ldc, load);
+            kernel.fn(rows, kc, ap, lda, bp, ct, ldc, load);
             continue;
           }
           // A partial tile at the right edge: through a full-width buffer.
           for (int r = 0; r < rows; ++r) {
             if (load) std::copy_n(ct + r * ldc, cols, &edge[r * nr]);
           }
-          kernel.fn(rows, kc, ap, bp, edge.data(), nr, load);
+          kernel.fn(rows, kc, ap, lda, bp, edge.data(), nr, load);
           for (int r = 0; r < rows; ++r) std::copy_n(&edge[r * nr], cols, ct + r * ldc);
         }
       }

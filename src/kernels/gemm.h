@@ -37,14 +37,21 @@ void GemmReference(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat
                    int64_t ldc, bool accumulate);
 
 // A micro-kernel: for i < rows (1 <= rows <= mr), j < nr:
-//   acc = load ? c[i * ldc + j] : 0;  acc = fma(ap[p * rows + i], bp[p * nr + j], acc) for p < kc;
+//   acc = load ? c[i * ldc + j] : 0;  acc = fma(A(i, p), bp[p * nr + j], acc) for p < kc;
 //   c[i * ldc + j] = acc.
-// ap: a packed panel of A (kc x rows, k-major), bp: a packed panel of B (kc x nr, k-major).
-using GemmMicroFn = void (*)(int rows, int64_t kc, const float* ap, const float* bp, float* c,
-                             int64_t ldc, bool load);
+// A(i, p): ap[p * rows + i] (a packed panel, k-major) when lda is 0, else ap[i * lda + p] (rows
+// of a row-major A read in place: packing them would be a transpose); bp: a packed panel of B
+// (kc x nr, k-major).
+using GemmMicroFn = void (*)(int rows, int64_t kc, const float* ap, int64_t lda, const float* bp,
+                             float* c, int64_t ldc, bool load);
+// Optional: packs a B panel that is a transposed row-major matrix, B(p, j) = b[j * ldb + p]:
+// dst[p * nr + j] for p < kc, j < cols, zeros for cols <= j < nr (with SIMD transposes; the
+// generic packer stores one element at a time).
+using GemmPackFn = void (*)(const float* b, int64_t ldb, int64_t kc, int cols, float* dst);
 struct GemmMicroKernel {
   int mr = 0, nr = 0;
   GemmMicroFn fn = nullptr;
+  GemmPackFn pack_transposed_b = nullptr;
 };
 
 // Per-level micro-kernels (gemm.cc, gemm_avx2.cc, gemm_avx512.cc).

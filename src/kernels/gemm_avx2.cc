@@ -11,19 +11,22 @@ namespace {
 
 constexpr int kMr = 6, kNr = 16;
 
-template <int R>
-void Micro(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool load) {
+// A(i, p) at ap[p * R + i] (a packed panel) or, with lda > 0, at ap[i * lda + p] (rows of A read
+// in place).
+template <int R, bool kInPlace>
+void Micro(int64_t kc, const float* ap, int64_t lda, const float* bp, float* c, int64_t ldc,
+           bool load) {
   __m256 acc[R][2];
 #pragma GCC unroll 6
   for (int i = 0; i < R; ++i) {
     acc[i][0] = load ? _mm256_loadu_ps(c + i * ldc) : _mm256_setzero_ps();
     acc[i][1] = load ? _mm256_loadu_ps(c + i * ldc + 8) : _mm256_setzero_ps();
   }
-  for (int64_t p = 0; p < kc; ++p, ap += R, bp += kNr) {
+  for (int64_t p = 0; p < kc; ++p, bp += kNr) {
     const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
 #pragma GCC unroll 6
     for (int i = 0; i < R; ++i) {
-      const __m256 a = _mm256_set1_ps(ap[i]);
+      const __m256 a = _mm256_set1_ps(kInPlace ? ap[i * lda + p] : ap[p * R + i]);
       acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
       acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
     }
@@ -36,16 +39,17 @@ void Micro(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, 
 }
 
 template <int... R>
-void Dispatch(int rows, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
-              bool load, std::integer_sequence<int, R...>) {
-  using Fn = void (*)(int64_t, const float*, const float*, float*, int64_t, bool);
-  static constexpr Fn kFns[] = {Micro<R + 1>...};
-  kFns[rows - 1](kc, ap, bp, c, ldc, load);
+void Dispatch(int rows, int64_t kc, const float* ap, int64_t lda, const float* bp, float* c,
+              int64_t ldc, bool load, std::integer_sequence<int, R...>) {
+  using Fn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, bool);
+  static constexpr Fn kPacked[] = {Micro<R + 1, false>...};
+  static constexpr Fn kInPlace[] = {Micro<R + 1, true>...};
+  (lda > 0 ? kInPlace : kPacked)[rows - 1](kc, ap, lda, bp, c, ldc, load);
 }
 
-void MicroAny(int rows, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
-              bool load) {
-  Dispatch(rows, kc, ap, bp, c, ldc, load, std::make_integer_sequence<int, kMr>{});
+void MicroAny(int rows, int64_t kc, const float* ap, int64_t lda, const float* bp, float* c,
+              int64_t ldc, bool load) {
+  Dispatch(rows, kc, ap, lda, bp, c, ldc, load, std::make_integer_sequence<int, kMr>{});
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // AVX-512 F micro-kernel for kernels/gemm.h: a tile of up to 12 rows x 32 columns of C in 24 zmm
 // accumulators; per k step two loads of the B panel, a broadcast of each row's A value and 24 FMAs.
+#include <algorithm>
 #include <utility>
 
 #include "kernels/gemm.h"
@@ -10,19 +11,22 @@ namespace {
 
 constexpr int kMr = 12, kNr = 32;
 
-template <int R>
-void Micro(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, bool load) {
+// A(i, p) at ap[p * R + i] (a packed panel) or, with lda > 0, at ap[i * lda + p] (rows of A read
+// in place).
+template <int R, bool kInPlace>
+void Micro(int64_t kc, const float* ap, int64_t lda, const float* bp, float* c, int64_t ldc,
+           bool load) {
   __m512 acc[R][2];
 #pragma GCC unroll 12
   for (int i = 0; i < R; ++i) {
     acc[i][0] = load ? _mm512_loadu_ps(c + i * ldc) : _mm512_setzero_ps();
     acc[i][1] = load ? _mm512_loadu_ps(c + i * ldc + 16) : _mm512_setzero_ps();
   }
-  for (int64_t p = 0; p < kc; ++p, ap += R, bp += kNr) {
+  for (int64_t p = 0; p < kc; ++p, bp += kNr) {
     const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
 #pragma GCC unroll 12
     for (int i = 0; i < R; ++i) {
-      const __m512 a = _mm512_set1_ps(ap[i]);
+      const __m512 a = _mm512_set1_ps(kInPlace ? ap[i * lda + p] : ap[p * R + i]);
       acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
       acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
     }
@@ -35,20 +39,65 @@ void Micro(int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc, 
 }
 
 template <int... R>
-void Dispatch(int rows, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
-              bool load, std::integer_sequence<int, R...>) {
-  using Fn = void (*)(int64_t, const float*, const float*, float*, int64_t, bool);
-  static constexpr Fn kFns[] = {Micro<R + 1>...};
-  kFns[rows - 1](kc, ap, bp, c, ldc, load);
+void Dispatch(int rows, int64_t kc, const float* ap, int64_t lda, const float* bp, float* c,
+              int64_t ldc, bool load, std::integer_sequence<int, R...>) {
+  using Fn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, bool);
+  static constexpr Fn kPacked[] = {Micro<R + 1, false>...};
+  static constexpr Fn kInPlace[] = {Micro<R + 1, true>...};
+  (lda > 0 ? kInPlace : kPacked)[rows - 1](kc, ap, lda, bp, c, ldc, load);
 }
 
-void MicroAny(int rows, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
-              bool load) {
-  Dispatch(rows, kc, ap, bp, c, ldc, load, std::make_integer_sequence<int, kMr>{});
+void MicroAny(int rows, int64_t kc, const float* ap, int64_t lda, const float* bp, float* c,
+              int64_t ldc, bool load) {
+  Dispatch(rows, kc, ap, lda, bp, c, ldc, load, std::make_integer_sequence<int, kMr>{});
+}
+
+// In-register transpose of 16 rows of 16 floats: r[i] element j -> r[j] element i.
+inline void Transpose16(__m512 r[16]) {
+  __m512 t[16], u[16], x[16];
+  for (int k = 0; k < 8; ++k) {
+    t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  for (int k = 0; k < 4; ++k) {  // u[4k + m], lane L: rows 4k..4k+3 at column 4L + m
+    u[4 * k] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0x44);
+    u[4 * k + 1] = _mm512_shuffle_ps(t[4 * k], t[4 * k + 2], 0xEE);
+    u[4 * k + 2] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0x44);
+    u[4 * k + 3] = _mm512_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0xEE);
+  }
+  for (int m = 0; m < 4; ++m) {
+    x[m] = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x88);
+    x[4 + m] = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xDD);
+    x[8 + m] = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x88);
+    x[12 + m] = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xDD);
+  }
+  for (int m = 0; m < 4; ++m) {
+    r[m] = _mm512_shuffle_f32x4(x[m], x[8 + m], 0x88);
+    r[8 + m] = _mm512_shuffle_f32x4(x[m], x[8 + m], 0xDD);
+    r[4 + m] = _mm512_shuffle_f32x4(x[4 + m], x[12 + m], 0x88);
+    r[12 + m] = _mm512_shuffle_f32x4(x[4 + m], x[12 + m], 0xDD);
+  }
+}
+
+// dst[p * 32 + j] = b[j * ldb + p] for p < kc, j < cols (0 for cols <= j < 32): a panel of a
+// transposed row-major matrix (the forward's w^T), 16 x 16 blocks at a time.
+void PackTransposed(const float* b, int64_t ldb, int64_t kc, int cols, float* dst) {
+  for (int64_t p0 = 0; p0 < kc; p0 += 16) {
+    const int n = static_cast<int>(std::min<int64_t>(16, kc - p0));
+    const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1);
+    for (int j0 = 0; j0 < kNr; j0 += 16) {
+      __m512 r[16];
+      for (int j = 0; j < 16; ++j)
+        r[j] = j0 + j < cols ? _mm512_maskz_loadu_ps(mask, b + (j0 + j) * ldb + p0)
+                             : _mm512_setzero_ps();
+      Transpose16(r);
+      for (int q = 0; q < n; ++q) _mm512_storeu_ps(dst + (p0 + q) * kNr + j0, r[q]);
+    }
+  }
 }
 
 }  // namespace
 
-GemmMicroKernel GetGemmKernel() { return {kMr, kNr, MicroAny}; }
+GemmMicroKernel GetGemmKernel() { return {kMr, kNr, MicroAny, PackTransposed}; }
 
 }  // namespace herd::kernels::avx512
