@@ -4,7 +4,11 @@ thread count, in one run; MFU against this machine's fp32 FLOP/s ceiling (bench/
 
     .venv-tools/bin/python bench/train_vs_torch.py [--preset tiny] [--steps 8] [--seq-len 128]
         [--batch-tokens 1024] [--threads 2] [--herd build/apps/herd/herd] [--peak-gflops G]
-        [--text FILE] [--json]
+        [--text FILE] [--dim D --layers L --heads H --kv-heads K --ffn-dim F] [--vocab V] [--json]
+
+--dim ... --ffn-dim change the preset's shape (herd train's flags of the same names); --vocab V
+first trains a V-token BPE on the text (`herd tokenizer train`) and uses it instead of Llama 3's
+128,256 tokens, so that the transformer blocks, not the output projection, dominate.
 
 Both sides train the same shapes (herd's preset, read back from the config.json of herd's
 checkpoint) on the same token windows (herd's shards of --text, default the GNU coreutils manual
@@ -47,6 +51,8 @@ def parse_args():
     ap.add_argument("--peak-gflops", type=float, help="fp32 ceiling (default: run bench/membw)")
     ap.add_argument("--text", default="/usr/share/info/coreutils.info.gz")
     ap.add_argument("--json", action="store_true")
+    for flag in ("--dim", "--layers", "--heads", "--kv-heads", "--ffn-dim", "--vocab"):
+        ap.add_argument(flag, type=int)
     return ap.parse_args()
 
 
@@ -61,14 +67,22 @@ def herd_train(a, tmp):
     text = tmp / "text.txt"
     raw = pathlib.Path(a.text).read_bytes()
     text.write_bytes(gzip.decompress(raw) if a.text.endswith(".gz") else raw)
+    tokenizer = []
+    if a.vocab:
+        run([a.herd, "tokenizer", "train", "--vocab-size", a.vocab, "--out", tmp / "tok.model", text])
+        tokenizer = ["--tokenizer", tmp / "tok.model"]
     run([a.herd, "data", "tokenize", "--source", "bench", "--license", "GFDL-1.3-or-later",
-         "--provenance", a.text, "--out", tmp / "shards", text])
+         "--provenance", a.text, "--out", tmp / "shards", *tokenizer, text])
+    shape = []
+    for flag in ("dim", "layers", "heads", "kv_heads", "ffn_dim"):
+        if getattr(a, flag):
+            shape += ["--" + flag.replace("_", "-"), getattr(a, flag)]
     (tmp / "mix.json").write_text(json.dumps(
         {"sources": [{"name": "bench", "shards": "shards", "weight": 1}], "seed": 1}))
     out = tmp / "run"
     run([a.herd, "train", "--mix", tmp / "mix.json", "--out", out, "--preset", a.preset,
          "--steps", a.steps, "--seq-len", a.seq_len, "--batch-tokens", a.batch_tokens,
-         "--lr", a.lr, "--threads", a.threads, "--log-every", 1000])
+         "--lr", a.lr, "--threads", a.threads, "--log-every", 1000, *shape, *tokenizer])
     log = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
     steps = [l for l in log if "loss" in l and "val_loss" not in l]
     speeds = [l["tokens_per_s"] for l in steps[2:]] or [steps[-1]["tokens_per_s"]]
@@ -146,7 +160,8 @@ def main():
     if a.json:
         print(json.dumps(res))
         return
-    print(f"{a.preset}: {n_params / 1e6:.2f}M matmul params, seq {a.seq_len}, {a.batch_tokens} "
+    print(f"{a.preset} (dim {cfg['dim']}, {cfg['n_layers']} layers, ffn {cfg['ffn_dim']}, vocab "
+          f"{cfg['vocab_size']}): {n_params / 1e6:.2f}M matmul params, seq {a.seq_len}, {a.batch_tokens} "
           f"tokens/step, {a.threads} threads, fp32 peak {peak / 1e9:.1f} GFLOP/s")
     print(f"  herd train  {herd_tps:8.1f} tok/s  MFU {res['herd_mfu']:.1%}")
     print(f"  PyTorch     {torch_tps:8.1f} tok/s  MFU {res['torch_mfu']:.1%}")

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "base/check.h"
+#include "kernels/expsum.h"
 #include "kernels/gemm.h"
 #include "kernels/ops.h"
 
@@ -54,50 +55,50 @@ void AttentionBackward(const float* q, const float* k, const float* v, const flo
   CHECK(s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0);
   const int d = s.head_dim, group = s.n_heads / s.n_kv_heads;
   const int64_t q_stride = int64_t{s.n_heads} * d, kv_stride = int64_t{s.n_kv_heads} * d;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
   const int64_t kv_off = int64_t{kv_head} * d;
   for (int64_t j = 0; j < n_tokens; ++j) {
     std::fill_n(dk + j * kv_stride + kv_off, d, 0.0f);
     std::fill_n(dv + j * kv_stride + kv_off, d, 0.0f);
   }
-  thread_local std::vector<double> p, acc;
-  p.resize(n_tokens);
-  acc.resize(d);
+  // Blocks of queries as matrix products (kernels/gemm.h): block [t0, t1) needs keys [0, t1). P
+  // and dS live in [rows, keys] buffers; dk and dv accumulate over blocks and heads in order.
+  constexpr int64_t kBlock = 128;
+  thread_local std::vector<float> p_buf, ds_buf;
+  const StridedMat keys_t{k + kv_off, 1, kv_stride}, values_t{v + kv_off, 1, kv_stride};
+  const StridedMat keys{k + kv_off, kv_stride, 1};
   for (int g = 0; g < group; ++g) {
     const int64_t q_off = (int64_t{kv_head} * group + g) * d;
-    for (int64_t t = 0; t < n_tokens; ++t) {
-      const float* qt = q + t * q_stride + q_off;
-      const float* ot = out + t * q_stride + q_off;
-      const float* gt = dout + t * q_stride + q_off;
-      // The softmax row over keys 0..t.
-      double max = -INFINITY, sum = 0, dt = 0;
-      for (int64_t j = 0; j <= t; ++j) {
-        const float* kj = k + j * kv_stride + kv_off;
-        double dot = 0;
-        for (int i = 0; i < d; ++i) dot += static_cast<double>(qt[i]) * kj[i];
-        p[j] = dot * scale;
-        max = std::max(max, p[j]);
-      }
-      for (int64_t j = 0; j <= t; ++j) sum += (p[j] = std::exp(p[j] - max));
-      for (int64_t j = 0; j <= t; ++j) p[j] /= sum;
-      for (int i = 0; i < d; ++i) dt += static_cast<double>(gt[i]) * ot[i];
-      std::fill(acc.begin(), acc.end(), 0.0);  // dq_t
-      for (int64_t j = 0; j <= t; ++j) {
-        const float* kj = k + j * kv_stride + kv_off;
-        const float* vj = v + j * kv_stride + kv_off;
-        float* dkj = dk + j * kv_stride + kv_off;
-        float* dvj = dv + j * kv_stride + kv_off;
-        double dp = 0;
-        for (int i = 0; i < d; ++i) dp += static_cast<double>(gt[i]) * vj[i];
-        const double ds = p[j] * (dp - dt) * scale;
-        for (int i = 0; i < d; ++i) {
-          acc[i] += ds * kj[i];
-          dkj[i] += static_cast<float>(ds * qt[i]);
-          dvj[i] += static_cast<float>(p[j] * gt[i]);
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += kBlock) {
+      const int64_t rows = std::min(kBlock, n_tokens - t0), n_keys = t0 + rows;
+      p_buf.resize(rows * n_keys), ds_buf.resize(rows * n_keys);
+      float* p = p_buf.data();
+      float* ds = ds_buf.data();
+      const StridedMat queries{q + t0 * q_stride + q_off, q_stride, 1};
+      const StridedMat grads{dout + t0 * q_stride + q_off, q_stride, 1};
+      Gemm(rows, n_keys, d, queries, keys_t, p, n_keys, false, nullptr);  // q k^T
+      Gemm(rows, n_keys, d, grads, values_t, ds, n_keys, false, nullptr);  // dP = dout v^T
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t t = t0 + r, visible = t + 1;
+        float* pr = p + r * n_keys;
+        float* dsr = ds + r * n_keys;
+        for (int64_t j = 0; j < visible; ++j) pr[j] *= scale;
+        const float max = MaxOf(pr, visible);
+        const float inv = static_cast<float>(1.0 / ExpShiftSum(pr, visible, max, pr));
+        const float dt = Dot(dout + t * q_stride + q_off, out + t * q_stride + q_off, d);
+        for (int64_t j = 0; j < visible; ++j) {
+          pr[j] *= inv;
+          dsr[j] = pr[j] * (dsr[j] - dt) * scale;
         }
+        std::fill(pr + visible, pr + n_keys, 0.0f);
+        std::fill(dsr + visible, dsr + n_keys, 0.0f);
       }
-      float* dqt = dq + t * q_stride + q_off;
-      for (int i = 0; i < d; ++i) dqt[i] = static_cast<float>(acc[i]);
+      // dv += P^T dout, dq = dS k, dk += dS^T q (over this block's queries).
+      Gemm(n_keys, d, rows, StridedMat{p, 1, n_keys}, grads, dv + kv_off, kv_stride, true, nullptr);
+      Gemm(rows, d, n_keys, StridedMat{ds, n_keys, 1}, keys, dq + t0 * q_stride + q_off, q_stride,
+           false, nullptr);
+      Gemm(n_keys, d, rows, StridedMat{ds, 1, n_keys}, queries, dk + kv_off, kv_stride, true,
+           nullptr);
     }
   }
 }

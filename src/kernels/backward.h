@@ -34,7 +34,8 @@ void SwiGLUBackward(const float* gate, const float* up, const float* dy, int64_t
 // start_pos 0), backward for kv head `kv_head` and its query heads: writes those heads' columns of
 // dq ([n_tokens, n_heads * head_dim]) and of dk, dv ([n_tokens, n_kv_heads * head_dim]).
 // q, k, v: the forward's inputs (k after RoPE); out: its output; dout: the output's gradient.
-// The softmax is recomputed (in double); with D_t = dout_t . out_t (= sum_j P_tj dP_tj):
+// The softmax is recomputed in float (kernels/expsum.h), for blocks of 128 queries at a time as
+// matrix products (kernels/gemm.h); with D_t = dout_t . out_t (= sum_j P_tj dP_tj):
 //   dP_tj = dout_t . v_j,  dS_tj = P_tj (dP_tj - D_t),  dv_j = sum_t P_tj dout_t,
 //   dq_t = scale * sum_j dS_tj k_j,  dk_j = scale * sum_t dS_tj q_t.
 // Separate kv heads write disjoint columns, so callers run them in parallel.

@@ -7,6 +7,7 @@
 
 #include "base/check.h"
 #include "kernels/backward.h"
+#include "kernels/expsum.h"
 #include "kernels/ops.h"
 #include "model/forward.h"
 
@@ -213,22 +214,16 @@ double CrossEntropy(const float* logits, int vocab, int target, float scale, flo
     if (dlogits) std::fill_n(dlogits, vocab, 0.0f);
     return 0.0;
   }
-  float max = -INFINITY;
-  for (int i = 0; i < vocab; ++i) max = std::max(max, logits[i]);
+  const float max = kernels::MaxOf(logits, vocab);
   const double target_logit = logits[target];  // before dlogits (which may alias logits) is written
-  // One float exp per logit (the vocabulary is large), summed in double; both paths sum the same
-  // values in the same order, so ForwardLoss and ForwardBackward agree bit for bit.
-  double sum = 0;
+  // One float exp per logit (the vocabulary is large), summed in double (kernels/expsum.h: the same
+  // bits at every ISA level); both paths sum the same values in the same order, so ForwardLoss and
+  // ForwardBackward agree bit for bit.
+  const double sum = kernels::ExpShiftSum(logits, vocab, max, dlogits);
   if (dlogits) {
-    for (int i = 0; i < vocab; ++i) {
-      dlogits[i] = std::exp(logits[i] - max);
-      sum += dlogits[i];
-    }
     const float f = static_cast<float>(scale / sum);
     for (int i = 0; i < vocab; ++i) dlogits[i] *= f;
     dlogits[target] -= scale;
-  } else {
-    for (int i = 0; i < vocab; ++i) sum += std::exp(logits[i] - max);
   }
   return max + std::log(sum) - target_logit;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "base/check.h"
 
@@ -31,19 +32,58 @@ std::vector<ParamRef> ParamRefs(const LlamaWeights& weights, LlamaGrads* grads) 
   return refs;
 }
 
-double GradNorm(std::span<const ParamRef> params) {
+namespace {
+
+constexpr int64_t kBlock = 16384;  // elements per work item (GradNorm, ClipGradNorm, AdamW)
+
+// (tensor, first element) of every block of every tensor, in order.
+std::vector<std::pair<size_t, int64_t>> Blocks(std::span<const ParamRef> params) {
+  std::vector<std::pair<size_t, int64_t>> items;
+  for (size_t t = 0; t < params.size(); ++t)
+    for (int64_t b = 0; b < params[t].n; b += kBlock) items.push_back({t, b});
+  return items;
+}
+
+void ForEachBlock(size_t n, ThreadPool* pool, const std::function<void(size_t, int)>& fn) {
+  if (pool && n > 1) {
+    pool->ParallelFor(n, fn);
+  } else {
+    for (size_t i = 0; i < n; ++i) fn(i, 0);
+  }
+}
+
+}  // namespace
+
+double GradNorm(std::span<const ParamRef> params, ThreadPool* pool) {
+  const auto items = Blocks(params);
+  std::vector<double> sums(items.size());
+  ForEachBlock(items.size(), pool, [&](size_t item, int) {
+    const auto [t, begin] = items[item];
+    const float* g = params[t].g;
+    const int64_t end = std::min(params[t].n, begin + kBlock);
+    double s[8] = {};
+    int64_t i = begin;
+    for (; i + 8 <= end; i += 8)
+      for (int k = 0; k < 8; ++k) s[k] += static_cast<double>(g[i + k]) * g[i + k];
+    for (; i < end; ++i) s[0] += static_cast<double>(g[i]) * g[i];
+    sums[item] = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+  });
   double ss = 0;
-  for (const ParamRef& p : params)
-    for (int64_t i = 0; i < p.n; ++i) ss += static_cast<double>(p.g[i]) * p.g[i];
+  for (double s : sums) ss += s;
   return std::sqrt(ss);
 }
 
-double ClipGradNorm(std::span<const ParamRef> params, double max_norm) {
-  const double norm = GradNorm(params);
+double ClipGradNorm(std::span<const ParamRef> params, double max_norm, ThreadPool* pool) {
+  const double norm = GradNorm(params, pool);
   const double coef = max_norm / (norm + 1e-6);
   if (coef < 1.0) {
-    for (const ParamRef& p : params)
-      for (int64_t i = 0; i < p.n; ++i) p.g[i] = static_cast<float>(p.g[i] * coef);
+    const auto items = Blocks(params);
+    ForEachBlock(items.size(), pool, [&](size_t item, int) {
+      const auto [t, begin] = items[item];
+      float* g = params[t].g;
+      for (int64_t i = begin, end = std::min(params[t].n, begin + kBlock); i < end; ++i)
+        g[i] = static_cast<float>(g[i] * coef);
+    });
   }
   return norm;
 }
@@ -62,12 +102,9 @@ void AdamW::Step(std::span<const ParamRef> params, double lr, ThreadPool* pool) 
   const double bc2_sqrt = std::sqrt(1.0 - std::pow(o.beta2, static_cast<double>(steps_)));
   const double step_size = lr / bc1;
   // Work items: blocks of elements of every tensor (each element is independent).
-  constexpr int64_t kBlock = 16384;
-  std::vector<std::pair<size_t, int64_t>> items;
-  for (size_t t = 0; t < params.size(); ++t) {
+  for (size_t t = 0; t < params.size(); ++t)
     CHECK(static_cast<int64_t>(m_[t].size()) == params[t].n);
-    for (int64_t b = 0; b < params[t].n; b += kBlock) items.push_back({t, b});
-  }
+  const auto items = Blocks(params);
   auto run = [&](size_t item, int) {
     const auto [t, begin] = items[item];
     const ParamRef& p = params[t];

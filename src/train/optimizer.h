@@ -46,12 +46,14 @@ struct ParamRef {
 // ForEachTensor order; 2-D tensors (embedding and matrices) decay, the norms do not.
 std::vector<ParamRef> ParamRefs(const LlamaWeights& weights, LlamaGrads* grads);
 
-// sqrt of the sum of squares of every gradient (in double, tensors in order).
-double GradNorm(std::span<const ParamRef> params);
+// sqrt of the sum of squares of every gradient, in double: each block of 16384 elements of a
+// tensor summed on its own (8 partial sums), the blocks then in order, so the value does not
+// depend on the pool's threads.
+double GradNorm(std::span<const ParamRef> params, ThreadPool* pool = nullptr);
 
 // As torch.nn.utils.clip_grad_norm_: with norm = GradNorm, multiplies every gradient by
 // max_norm / (norm + 1e-6) when that is below 1. Returns the norm before clipping.
-double ClipGradNorm(std::span<const ParamRef> params, double max_norm);
+double ClipGradNorm(std::span<const ParamRef> params, double max_norm, ThreadPool* pool = nullptr);
 
 class AdamW {
  public:

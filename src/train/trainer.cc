@@ -215,7 +215,7 @@ Result<StepResult> Trainer::Step() {
   for (const ParamRef& p : params_) dist::AllReduceSum(p.g, static_cast<size_t>(p.n));
   dist::AllReduceSum(&loss_sum, 1);
   StepResult r;
-  r.grad_norm = o.clip > 0 ? ClipGradNorm(params_, o.clip) : GradNorm(params_);
+  r.grad_norm = o.clip > 0 ? ClipGradNorm(params_, o.clip, pool_) : GradNorm(params_, pool_);
   r.lr = o.schedule.At(step_);
   optimizer_.Step(params_, r.lr, pool_);
   r.step = ++step_;
