@@ -20,14 +20,20 @@ float ExpRef(float y);
 // values as described above.
 double ExpShiftSum(const float* x, int64_t n, float shift, float* out, Isa isa = ActiveIsa());
 
+// out[i] = ExpRef(scale * x[i]) for i < n (out may be x): the exponentials of SiLU's logistic
+// function (scale -1) at SIMD speed.
+void ExpScaled(const float* x, int64_t n, float scale, float* out, Isa isa = ActiveIsa());
+
 // The largest element (NaNs skipped; -inf for n = 0 or all NaN).
 float MaxOf(const float* x, int64_t n);
 
 namespace avx2 {
 double ExpShiftSum(const float* x, int64_t n, float shift, float* out);
-}
+void ExpScaled(const float* x, int64_t n, float scale, float* out);
+}  // namespace avx2
 namespace avx512 {
 double ExpShiftSum(const float* x, int64_t n, float shift, float* out);
-}
+void ExpScaled(const float* x, int64_t n, float scale, float* out);
+}  // namespace avx512
 
 }  // namespace herd::kernels

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/expsum.h"
+
 namespace herd::kernels {
 
 void RMSNorm(const float* x, const float* weight, int64_t n, float eps, float* out) {
@@ -24,7 +26,13 @@ void RopeInterleaved(float* x, int n_heads, int head_dim, const float* cos, cons
 }
 
 void SwiGLU(float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+  constexpr int64_t kChunk = 1024;
+  float e[kChunk];  // e^-gate (kernels/expsum.h: SIMD, the same bits at every level)
+  for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
+    const int64_t len = std::min(kChunk, n - i0);
+    ExpScaled(gate + i0, len, -1.0f, e);
+    for (int64_t i = 0; i < len; ++i) gate[i0 + i] = gate[i0 + i] / (1.0f + e[i]) * up[i0 + i];
+  }
 }
 
 void Softmax(float* x, int64_t n) {

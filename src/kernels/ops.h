@@ -14,7 +14,7 @@ void RMSNorm(const float* x, const float* weight, int64_t n, float eps, float* o
 // position.
 void RopeInterleaved(float* x, int n_heads, int head_dim, const float* cos, const float* sin);
 
-// gate[i] = silu(gate[i]) * up[i], silu(z) = z / (1 + e^-z).
+// gate[i] = silu(gate[i]) * up[i], silu(z) = z / (1 + e^-z) (e^-z: kernels/expsum.h ExpRef).
 void SwiGLU(float* gate, const float* up, int64_t n);
 
 // In place: x = exp(x - max) / sum. Entries of -inf get probability 0.
