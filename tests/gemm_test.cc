@@ -49,9 +49,22 @@ struct Shape {
 TEST(Gemm, EveryLevelEqualsReferenceBitForBit) {
   // Edges of the micro-tiles (4x4, 6x16, 12x32), of the blocks (mc = 8 mr, nc = 16 nr, kc = 256)
   // and degenerate sizes.
-  const Shape shapes[] = {{1, 1, 1},     {1, 37, 64},   {5, 3, 7},     {12, 32, 256},
-                          {13, 33, 257}, {97, 70, 300}, {64, 515, 64}, {200, 40, 513},
-                          {7, 600, 31},  {3, 5, 0}};
+  const Shape shapes[] = {{1, 1, 1},
+                          {1, 37, 64},
+                          {5, 3, 7},
+                          {12, 32, 256},
+                          {13, 33, 257},
+                          {97, 70, 300},
+                          {64, 515, 64},
+                          {200, 40, 513},
+                          {7, 600, 31},
+                          {3, 5, 0},
+                          // k = 1024: a row-major A is packed (its rows are 4 KiB apart)
+                          {20, 40, 1024},
+                          // m <= 4 with a transposed B: the decode GEMV
+                          {2, 45, 70},
+                          {4, 16, 33},
+                          {3, 200, 300}};
   ThreadPool pool(3);
   uint32_t seed = 1;
   for (const Shape& s : shapes) {

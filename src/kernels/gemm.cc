@@ -112,12 +112,43 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
   }
   const GemmMicroKernel kernel = KernelFor(isa);
   const int mr = kernel.mr, nr = kernel.nr;
+  if (kernel.gemv_transposed_b && m <= kernel.gemv_max_rows && a.col_stride == 1 &&
+      b.row_stride == 1) {
+    // Decode: 16 columns per call, 8 calls per work item.
+    constexpr int64_t kCols = 16, kItem = 8 * kCols;
+    const int64_t items = (n + kItem - 1) / kItem;
+    auto run = [&](size_t item, int) {
+      const int64_t j0 = static_cast<int64_t>(item) * kItem, j1 = std::min(n, j0 + kItem);
+      for (int64_t j = j0; j < j1; j += kCols) {
+        kernel.gemv_transposed_b(static_cast<int>(m), a.data, a.row_stride,
+                                 b.data + j * b.col_stride, b.col_stride, depth,
+                                 static_cast<int>(std::min(kCols, n - j)), c + j, ldc, accumulate);
+      }
+    };
+    if (pool && items > 1) {
+      pool->ParallelFor(items, run);
+    } else {
+      for (int64_t i = 0; i < items; ++i) run(i, 0);
+    }
+    return;
+  }
   // A tile of C is mc x nc; its A block (mc x kc, at most ~0.5 MiB: L2) and B block (kc x nc) are
   // packed per k block. Each tile packs its own blocks, so B is packed once per row of tiles and A
   // once per column: tiles are as tall as L2 allows, and only split further when there are too
   // few tiles to keep every thread busy (the output projection's dx: m tokens x n = dim columns).
   const int threads = pool ? pool->size() : 1;
-  const int64_t nc = int64_t{nr} * 16, n_tiles = (n + nc - 1) / nc;
+  // Few rows (decode: m = 1): narrower tiles, so that every thread gets several.
+  const int64_t m_panels = (m + mr - 1) / mr, want_tiles = 4 * threads;
+  int64_t nc = int64_t{nr} * 16;
+  if (m_panels * ((n + nc - 1) / nc) < want_tiles) {
+    const int64_t per_tile =
+        (n + (want_tiles + m_panels - 1) / m_panels - 1) / ((want_tiles + m_panels - 1) / m_panels);
+    nc = std::clamp<int64_t>((per_tile + nr - 1) / nr * nr, nr, nc);
+  }
+  const int64_t n_tiles = (n + nc - 1) / nc;
+  // With one panel of rows, a B panel is used once: deeper blocks read each of its 32 source rows
+  // in longer runs (what the hardware prefetcher needs when B is a weight streamed from memory).
+  const int64_t kc_max = m_panels == 1 ? std::min<int64_t>(depth, 4 * kKc) : kKc;
   const int64_t max_mc = int64_t{mr} * 40;
   const int64_t m_tiles =
       std::min((m + mr - 1) / mr,
@@ -135,28 +166,25 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
     const int64_t j0 = static_cast<int64_t>(tile) % n_tiles * nc;
     const int64_t i1 = std::min(m, i0 + mc), j1 = std::min(n, j0 + nc);
     thread_local std::vector<float> a_pack, b_pack, edge;
-    a_pack.resize(mc * kKc), b_pack.resize(nc * kKc), edge.resize(int64_t{mr} * nr);
-    for (int64_t k0 = 0; k0 < depth; k0 += kKc) {
-      const int64_t kc = std::min(kKc, depth - k0);
+    a_pack.resize(mc * kc_max), b_pack.resize(nc * kc_max), edge.resize(int64_t{mr} * nr);
+    for (int64_t k0 = 0; k0 < depth; k0 += kc_max) {
+      const int64_t kc = std::min(kc_max, depth - k0);
       const bool load = accumulate || k0 > 0;
-      for (int64_t j = j0; j < j1; j += nr) {
-        const int cols = static_cast<int>(std::min<int64_t>(nr, j1 - j));
-        float* dst = &b_pack[(j - j0) * kc];
-        if (kernel.pack_transposed_b && b.row_stride == 1) {
-          kernel.pack_transposed_b(b.data + j * b.col_stride + k0, b.col_stride, kc, cols, dst);
-        } else {
-          PackB(b, k0, kc, j, cols, nr, dst);
-        }
-      }
       if (!a_in_place) {
         for (int64_t i = i0; i < i1; i += mr) {
           const int rows = static_cast<int>(std::min<int64_t>(mr, i1 - i));
           PackA(a, i, rows, k0, kc, &a_pack[(i - i0) * kc]);
         }
       }
+      // Each B panel is packed right before the micro-kernels that use it (it is then in L1).
       for (int64_t j = j0; j < j1; j += nr) {
         const int cols = static_cast<int>(std::min<int64_t>(nr, j1 - j));
-        const float* bp = &b_pack[(j - j0) * kc];
+        float* bp = &b_pack[(j - j0) * kc];
+        if (kernel.pack_transposed_b && b.row_stride == 1) {
+          kernel.pack_transposed_b(b.data + j * b.col_stride + k0, b.col_stride, kc, cols, bp);
+        } else {
+          PackB(b, k0, kc, j, cols, nr, bp);
+        }
         for (int64_t i = i0; i < i1; i += mr) {
           const int rows = static_cast<int>(std::min<int64_t>(mr, i1 - i));
           const float* ap = a_in_place ? a.data + i * a.row_stride + k0 : &a_pack[(i - i0) * kc];

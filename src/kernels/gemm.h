@@ -48,10 +48,18 @@ using GemmMicroFn = void (*)(int rows, int64_t kc, const float* ap, int64_t lda,
 // dst[p * nr + j] for p < kc, j < cols, zeros for cols <= j < nr (with SIMD transposes; the
 // generic packer stores one element at a time).
 using GemmPackFn = void (*)(const float* b, int64_t ldb, int64_t kc, int cols, float* dst);
+// Optional: a whole product for a few rows of a row-major A (1 <= rows <= gemv_max_rows) and
+// up to 16 columns of a transposed row-major B (decode's x w^T), without packing:
+// c[i * ldc + j] = (load ? c[i * ldc + j] : 0) + sum_p a[i * lda + p] * b[j * ldb + p] for
+// j < cols, each element one FMA chain over p in order.
+using GemvFn = void (*)(int rows, const float* a, int64_t lda, const float* b, int64_t ldb,
+                        int64_t depth, int cols, float* c, int64_t ldc, bool load);
 struct GemmMicroKernel {
   int mr = 0, nr = 0;
   GemmMicroFn fn = nullptr;
   GemmPackFn pack_transposed_b = nullptr;
+  GemvFn gemv_transposed_b = nullptr;
+  int gemv_max_rows = 0;
 };
 
 // Per-level micro-kernels (gemm.cc, gemm_avx2.cc, gemm_avx512.cc).

@@ -96,8 +96,49 @@ void PackTransposed(const float* b, int64_t ldb, int64_t kc, int cols, float* ds
   }
 }
 
+// c[i * ldc + j] = (load ? c[i * ldc + j] : 0) + sum_p a[i * lda + p] * w[j * ldw + p] for
+// i < R, j < cols <= 16, one FMA chain over p = 0, 1, ... per element: 16 rows of w are loaded
+// 16 floats at a time, transposed in registers and multiplied without packing (decode: w is
+// streamed from memory once, and nothing is stored on the way).
+template <int R>
+void GemvT(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k, int cols, float* c,
+           int64_t ldc, bool load) {
+  const __mmask16 cmask = static_cast<__mmask16>((1u << cols) - 1);
+  __m512 acc[R];
+  for (int i = 0; i < R; ++i)
+    acc[i] = load ? _mm512_maskz_loadu_ps(cmask, c + i * ldc) : _mm512_setzero_ps();
+  for (int64_t p0 = 0; p0 < k; p0 += 16) {
+    const int n = static_cast<int>(std::min<int64_t>(16, k - p0));
+    const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1);
+    __m512 r[16];
+    for (int j = 0; j < 16; ++j)
+      r[j] = j < cols ? _mm512_maskz_loadu_ps(mask, w + j * ldw + p0) : _mm512_setzero_ps();
+    Transpose16(r);
+    for (int q = 0; q < n; ++q)
+      for (int i = 0; i < R; ++i)
+        acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i * lda + p0 + q]), r[q], acc[i]);
+  }
+  for (int i = 0; i < R; ++i) _mm512_mask_storeu_ps(c + i * ldc, cmask, acc[i]);
+}
+
+void GemvTAny(int rows, const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k,
+              int cols, float* c, int64_t ldc, bool load) {
+  switch (rows) {
+    case 1:
+      return GemvT<1>(a, lda, w, ldw, k, cols, c, ldc, load);
+    case 2:
+      return GemvT<2>(a, lda, w, ldw, k, cols, c, ldc, load);
+    case 3:
+      return GemvT<3>(a, lda, w, ldw, k, cols, c, ldc, load);
+    default:
+      return GemvT<4>(a, lda, w, ldw, k, cols, c, ldc, load);
+  }
+}
+
 }  // namespace
 
-GemmMicroKernel GetGemmKernel() { return {kMr, kNr, MicroAny, PackTransposed}; }
+GemmMicroKernel GetGemmKernel() {
+  return {kMr, kNr, MicroAny, PackTransposed, GemvTAny, /*gemv_max_rows=*/4};
+}
 
 }  // namespace herd::kernels::avx512
