@@ -2,6 +2,7 @@
 // accumulators; per k step two loads of the B panel, a broadcast of each row's A value and 12 FMAs.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "kernels/gemm.h"
@@ -52,8 +53,79 @@ void MicroAny(int rows, int64_t kc, const float* ap, int64_t lda, const float* b
   Dispatch(rows, kc, ap, lda, bp, c, ldc, load, std::make_integer_sequence<int, kMr>{});
 }
 
+// In-register transpose of 8 rows of 8 floats: r[i] element j -> r[j] element i.
+inline void Transpose8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int k = 0; k < 4; ++k) {
+    t[2 * k] = _mm256_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm256_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  for (int k = 0; k < 2; ++k) {  // u[4k + m], half L: rows 4k..4k+3 at column 4L + m
+    u[4 * k] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], 0x44);
+    u[4 * k + 1] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], 0xEE);
+    u[4 * k + 2] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0x44);
+    u[4 * k + 3] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], 0xEE);
+  }
+  for (int m = 0; m < 4; ++m) {
+    r[m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x20);
+    r[4 + m] = _mm256_permute2f128_ps(u[m], u[4 + m], 0x31);
+  }
+}
+
+// The first n lanes set (maskload / maskstore).
+inline __m256i LaneMask(int n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// As the AVX-512 GemvT (gemm.h's GemvFn) for 8 columns: 8 rows of w, 8 floats at a time,
+// transposed in registers and multiplied without packing.
+template <int R>
+void GemvT8(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k, int cols, float* c,
+            int64_t ldc, bool load) {
+  const __m256i cmask = LaneMask(cols);
+  __m256 acc[R];
+  for (int i = 0; i < R; ++i)
+    acc[i] = load ? _mm256_maskload_ps(c + i * ldc, cmask) : _mm256_setzero_ps();
+  for (int64_t p0 = 0; p0 < k; p0 += 8) {
+    const int n = static_cast<int>(std::min<int64_t>(8, k - p0));
+    const __m256i mask = LaneMask(n);
+    __m256 r[8];
+    for (int j = 0; j < 8; ++j)
+      r[j] = j < cols ? _mm256_maskload_ps(w + j * ldw + p0, mask) : _mm256_setzero_ps();
+    Transpose8(r);
+    for (int q = 0; q < n; ++q)
+      for (int i = 0; i < R; ++i)
+        acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(a[i * lda + p0 + q]), r[q], acc[i]);
+  }
+  for (int i = 0; i < R; ++i) _mm256_maskstore_ps(c + i * ldc, cmask, acc[i]);
+}
+
+void GemvTAny(int rows, const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k,
+              int cols, float* c, int64_t ldc, bool load) {
+  for (int j = 0; j < cols; j += 8) {  // up to 16 columns: two groups of 8
+    const int n = std::min(8, cols - j);
+    const float* wj = w + j * ldw;
+    switch (rows) {
+      case 1:
+        GemvT8<1>(a, lda, wj, ldw, k, n, c + j, ldc, load);
+        break;
+      case 2:
+        GemvT8<2>(a, lda, wj, ldw, k, n, c + j, ldc, load);
+        break;
+      case 3:
+        GemvT8<3>(a, lda, wj, ldw, k, n, c + j, ldc, load);
+        break;
+      default:
+        GemvT8<4>(a, lda, wj, ldw, k, n, c + j, ldc, load);
+        break;
+    }
+  }
+}
+
 }  // namespace
 
-GemmMicroKernel GetGemmKernel() { return {kMr, kNr, MicroAny}; }
+GemmMicroKernel GetGemmKernel() {
+  return {kMr, kNr, MicroAny, nullptr, GemvTAny, /*gemv_max_rows=*/4};
+}
 
 }  // namespace herd::kernels::avx2
