@@ -13,6 +13,7 @@
 
 #include "base/cpu.h"
 #include "base/thread_pool.h"
+#include "kernels/convert.h"
 #include "kernels_test_util.h"
 
 namespace herd::kernels {
@@ -85,6 +86,40 @@ TEST(Gemm, EveryLevelEqualsReferenceBitForBit) {
                 << " accumulate " << accumulate << " isa " << IsaName(isa)
                 << (p ? " pool" : " no pool");
           }
+        }
+      }
+    }
+  }
+}
+
+TEST(Gemm, SixteenBitWeightsEqualTheirFloatValues) {
+  // B as stored bf16 / f16 weights (transposed, as MatMul passes them, and row-major) gives the
+  // bits of the float32 product with the exactly converted values, at every level, for decode
+  // (m <= 4) and prefill sizes.
+  ThreadPool pool(2);
+  for (GemmType type : {GemmType::kBF16, GemmType::kF16}) {
+    for (const Shape s :
+         {Shape{1, 37, 70}, Shape{3, 50, 33}, Shape{5, 40, 64}, Shape{30, 70, 300}}) {
+      const std::vector<float> src = RandomVec(static_cast<size_t>(s.n * s.k), 51);
+      std::vector<uint16_t> stored(src.size());
+      std::vector<float> exact(src.size());
+      for (size_t i = 0; i < src.size(); ++i) {
+        stored[i] = type == GemmType::kBF16 ? F32ToBF16(src[i]) : F32ToF16(src[i]);
+        exact[i] = type == GemmType::kBF16 ? BF16ToF32(stored[i]) : F16ToF32(stored[i]);
+      }
+      const Operand a(s.m, s.k, false, 52);
+      for (bool transposed : {true, false}) {
+        // transposed: stored as [n, k] (a weight); else as [k, n].
+        const int64_t rs = transposed ? 1 : s.n, cs = transposed ? s.k : 1;
+        std::vector<float> want(s.m * s.n);
+        GemmReference(s.m, s.n, s.k, a.view, {exact.data(), rs, cs}, want.data(), s.n, false);
+        for (Isa isa : Levels()) {
+          std::vector<float> got(s.m * s.n);
+          Gemm(s.m, s.n, s.k, a.view, {stored.data(), rs, cs, type}, got.data(), s.n, false, &pool,
+               isa);
+          EXPECT_TRUE(SameBits(got, want))
+              << "m " << s.m << " n " << s.n << " k " << s.k << (transposed ? " transposed " : " ")
+              << IsaName(isa) << (type == GemmType::kBF16 ? " bf16" : " f16");
         }
       }
     }

@@ -529,14 +529,17 @@ TEST(MatMul, SharedThreadedAndSingleProductsAgreeBitForBit) {
       for (size_t i = 0; i < products.size(); ++i) {
         EXPECT_EQ(shared[i], single[i])
             << Name(products[i].w.dtype) << " " << IsaName(isa) << " cols " << cols;
-        // And each entry is the kernel's dot of that row and token (float32 weights: one FMA
+        // And each entry is the kernel's dot of that row and token (float weights: one FMA
         // chain, kernels/gemm.h).
         const int tok = 69, r = 36;
-        if (products[i].w.dtype == DType::kF32) {
+        const DType dt = products[i].w.dtype;
+        if (dt == DType::kF32 || dt == DType::kBF16 || dt == DType::kF16) {
           float want = 0;
+          const GemmType type = dt == DType::kF32    ? GemmType::kF32
+                                : dt == DType::kBF16 ? GemmType::kBF16
+                                                     : GemmType::kF16;
           GemmReference(1, 1, cols, {&x[tok * cols], cols, 1},
-                        {reinterpret_cast<const float*>(products[i].w.row(r)), 1, cols}, &want, 1,
-                        false);
+                        {products[i].w.row(r), 1, cols, type}, &want, 1, false);
           EXPECT_EQ(shared[i][tok * rows + r], want) << IsaName(isa);
           continue;
         }

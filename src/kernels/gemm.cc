@@ -60,14 +60,14 @@ GemmMicroKernel KernelFor(Isa isa) {
 void PackA(const StridedMat& a, int64_t i0, int rows, int64_t k0, int64_t kc, float* dst) {
   if (a.col_stride == 1) {  // rows of A are contiguous: read along them
     for (int i = 0; i < rows; ++i) {
-      const float* src = a.data + (i0 + i) * a.row_stride + k0;
+      const float* src = a.f32() + (i0 + i) * a.row_stride + k0;
       for (int64_t p = 0; p < kc; ++p) dst[p * rows + i] = src[p];
     }
     return;
   }
   if (a.row_stride == 1) {  // columns of A are contiguous (dy^T of a weight gradient): copies
     for (int64_t p = 0; p < kc; ++p) {
-      const float* src = a.data + (k0 + p) * a.col_stride + i0;
+      const float* src = a.f32() + (k0 + p) * a.col_stride + i0;
       for (int i = 0; i < rows; ++i) dst[p * rows + i] = src[i];  // short: no memcpy call
     }
     return;
@@ -81,16 +81,21 @@ void PackB(const StridedMat& b, int64_t k0, int64_t kc, int64_t j0, int cols, in
   if (cols < nr) {
     for (int64_t p = 0; p < kc; ++p) std::fill_n(dst + p * nr + cols, nr - cols, 0.0f);
   }
+  if (b.type != GemmType::kF32) {
+    for (int64_t p = 0; p < kc; ++p)
+      for (int j = 0; j < cols; ++j) dst[p * nr + j] = b.at(k0 + p, j0 + j);
+    return;
+  }
   if (b.row_stride == 1) {  // columns of B (rows of a transposed weight) are contiguous
     for (int j = 0; j < cols; ++j) {
-      const float* src = b.data + (j0 + j) * b.col_stride + k0;
+      const float* src = b.f32() + (j0 + j) * b.col_stride + k0;
       for (int64_t p = 0; p < kc; ++p) dst[p * nr + j] = src[p];
     }
     return;
   }
   if (b.col_stride == 1) {  // rows of B are contiguous: copies
     for (int64_t p = 0; p < kc; ++p) {
-      const float* src = b.data + (k0 + p) * b.row_stride + j0;
+      const float* src = b.f32() + (k0 + p) * b.row_stride + j0;
       for (int j = 0; j < cols; ++j) dst[p * nr + j] = src[j];  // short: no memcpy call
     }
     return;
@@ -103,7 +108,7 @@ void PackB(const StridedMat& b, int64_t k0, int64_t kc, int64_t j0, int cols, in
 
 void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float* c, int64_t ldc,
           bool accumulate, ThreadPool* pool, Isa isa) {
-  CHECK(m >= 0 && n >= 0 && depth >= 0 && ldc >= n);
+  CHECK(m >= 0 && n >= 0 && depth >= 0 && ldc >= n && a.type == GemmType::kF32);
   if (m == 0 || n == 0) return;
   if (depth == 0) {
     if (!accumulate)
@@ -120,8 +125,8 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
     auto run = [&](size_t item, int) {
       const int64_t j0 = static_cast<int64_t>(item) * kItem, j1 = std::min(n, j0 + kItem);
       for (int64_t j = j0; j < j1; j += kCols) {
-        kernel.gemv_transposed_b(static_cast<int>(m), a.data, a.row_stride,
-                                 b.data + j * b.col_stride, b.col_stride, depth,
+        kernel.gemv_transposed_b(static_cast<int>(m), a.f32(), a.row_stride,
+                                 b.ptr(j * b.col_stride), b.type, b.col_stride, depth,
                                  static_cast<int>(std::min(kCols, n - j)), c + j, ldc, accumulate);
       }
     };
@@ -181,13 +186,14 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
         const int cols = static_cast<int>(std::min<int64_t>(nr, j1 - j));
         float* bp = &b_pack[(j - j0) * kc];
         if (kernel.pack_transposed_b && b.row_stride == 1) {
-          kernel.pack_transposed_b(b.data + j * b.col_stride + k0, b.col_stride, kc, cols, bp);
+          kernel.pack_transposed_b(b.ptr(j * b.col_stride + k0), b.type, b.col_stride, kc, cols,
+                                   bp);
         } else {
           PackB(b, k0, kc, j, cols, nr, bp);
         }
         for (int64_t i = i0; i < i1; i += mr) {
           const int rows = static_cast<int>(std::min<int64_t>(mr, i1 - i));
-          const float* ap = a_in_place ? a.data + i * a.row_stride + k0 : &a_pack[(i - i0) * kc];
+          const float* ap = a_in_place ? a.f32() + i * a.row_stride + k0 : &a_pack[(i - i0) * kc];
           float* ct = c + i * ldc + j;
           if (cols == nr) {
             kernel.fn(rows, kc, ap, lda, bp, ct, ldc, load);

@@ -1,8 +1,9 @@
 // Float32 matrix product C = A B (+ C) for the products of training (the forward's x w^T and the
-// backward's dy w and dy^T x) and for float32 weights in MatMul. Blocked as in BLIS / GotoBLAS:
-// panels of A (mr rows) and B (nr columns) are packed k-major into contiguous buffers that stay in
-// cache, and a register-tiled micro-kernel (AVX-512: 12 x 32, AVX2: 6 x 16, scalar: 4 x 4)
-// accumulates an mr x nr tile of C with one fused multiply-add per element and k step.
+// backward's dy w and dy^T x) and for f32 / bf16 / f16 weights in MatMul (B may be 16-bit). Blocked
+// as in BLIS / GotoBLAS: panels of A (mr rows) and B (nr columns) are packed k-major into
+// contiguous buffers that stay in cache, and a register-tiled micro-kernel (AVX-512: 12 x 32, AVX2:
+// 6 x 16, scalar: 4 x 4) accumulates an mr x nr tile of C with one fused multiply-add per element
+// and k step.
 //
 // Every element of C is one chain of fused multiply-adds over k in increasing order, starting from
 // 0 (or from C's old value when accumulating):  c = fma(A(i, k), B(k, j), c)  for k = 0, 1, ...
@@ -15,20 +16,45 @@
 
 #include "base/cpu.h"
 #include "base/thread_pool.h"
+#include "kernels/convert.h"
 
 namespace herd::kernels {
 
-// A float matrix read through strides: element (i, j) at data[i * row_stride + j * col_stride].
-// A row-major [rows, cols] array is {p, cols, 1}; its transpose is {p, 1, cols}.
+// The element type of an operand: float32, or (B only: weights as stored) bf16 / f16, converted
+// exactly to float32 when packed.
+enum class GemmType : uint8_t { kF32, kBF16, kF16 };
+
+// A matrix read through strides: element (i, j) at data[i * row_stride + j * col_stride] (in
+// elements of `type`). A row-major [rows, cols] array is {p, cols, 1}; its transpose {p, 1, cols}.
 struct StridedMat {
-  const float* data = nullptr;
+  const void* data = nullptr;
   int64_t row_stride = 0, col_stride = 1;
-  float at(int64_t i, int64_t j) const { return data[i * row_stride + j * col_stride]; }
+  GemmType type = GemmType::kF32;
+
+  const float* f32() const { return static_cast<const float*>(data); }
+  // The element at flat index `index` (in elements) as float32.
+  float load(int64_t index) const {
+    const auto* h = static_cast<const uint16_t*>(data);
+    switch (type) {
+      case GemmType::kBF16:
+        return BF16ToF32(h[index]);
+      case GemmType::kF16:
+        return F16ToF32(h[index]);
+      default:
+        return f32()[index];
+    }
+  }
+  float at(int64_t i, int64_t j) const { return load(i * row_stride + j * col_stride); }
+  // The address of flat index `index`.
+  const void* ptr(int64_t index) const {
+    return static_cast<const uint8_t*>(data) + index * (type == GemmType::kF32 ? 4 : 2);
+  }
 };
 
 // c[i * ldc + j] = (accumulate ? c[i * ldc + j] : 0) + sum_k a(i, k) b(k, j), for i < m, j < n,
-// k < depth, as described above. c must not overlap a or b. Tiles of C are split over the pool's
-// threads (pool may be null). Uses the micro-kernel of level isa (or the best lower one).
+// k < depth, as described above. c must not overlap a or b; a must be float32. Tiles of C are
+// split over the pool's threads (pool may be null). Uses the micro-kernel of level isa (or the
+// best lower one).
 void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float* c, int64_t ldc,
           bool accumulate, ThreadPool* pool, Isa isa = ActiveIsa());
 
@@ -44,16 +70,17 @@ void GemmReference(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat
 // (kc x nr, k-major).
 using GemmMicroFn = void (*)(int rows, int64_t kc, const float* ap, int64_t lda, const float* bp,
                              float* c, int64_t ldc, bool load);
-// Optional: packs a B panel that is a transposed row-major matrix, B(p, j) = b[j * ldb + p]:
-// dst[p * nr + j] for p < kc, j < cols, zeros for cols <= j < nr (with SIMD transposes; the
-// generic packer stores one element at a time).
-using GemmPackFn = void (*)(const float* b, int64_t ldb, int64_t kc, int cols, float* dst);
+// Optional: packs a B panel that is a transposed row-major matrix of `type`, B(p, j) =
+// b[j * ldb + p]: dst[p * nr + j] for p < kc, j < cols, zeros for cols <= j < nr (with SIMD
+// transposes; the generic packer stores one element at a time).
+using GemmPackFn = void (*)(const void* b, GemmType type, int64_t ldb, int64_t kc, int cols,
+                            float* dst);
 // Optional: a whole product for a few rows of a row-major A (1 <= rows <= gemv_max_rows) and
-// up to 16 columns of a transposed row-major B (decode's x w^T), without packing:
+// up to 16 columns of a transposed row-major B of `type` (decode's x w^T), without packing:
 // c[i * ldc + j] = (load ? c[i * ldc + j] : 0) + sum_p a[i * lda + p] * b[j * ldb + p] for
 // j < cols, each element one FMA chain over p in order.
-using GemvFn = void (*)(int rows, const float* a, int64_t lda, const float* b, int64_t ldb,
-                        int64_t depth, int cols, float* c, int64_t ldc, bool load);
+using GemvFn = void (*)(int rows, const float* a, int64_t lda, const void* b, GemmType type,
+                        int64_t ldb, int64_t depth, int cols, float* c, int64_t ldc, bool load);
 struct GemmMicroKernel {
   int mr = 0, nr = 0;
   GemmMicroFn fn = nullptr;

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
 #include <utility>
 
 #include "kernels/gemm.h"
@@ -77,21 +78,42 @@ inline __m256i LaneMask(int n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-// As the AVX-512 GemvT (gemm.h's GemvFn) for 8 columns: 8 rows of w, 8 floats at a time,
+// 8 (the first n, the rest 0) consecutive elements of type T from p, as floats (exact).
+template <GemmType T>
+inline __m256 Load8(const void* p, int n) {
+  if constexpr (T == GemmType::kF32) {
+    return n == 8 ? _mm256_loadu_ps(static_cast<const float*>(p))
+                  : _mm256_maskload_ps(static_cast<const float*>(p), LaneMask(n));
+  } else {
+    __m128i h;
+    if (n == 8) {
+      h = _mm_loadu_si128(static_cast<const __m128i*>(p));
+    } else {  // no 16-bit masked load in AVX2: through a zeroed buffer
+      alignas(16) uint16_t tmp[8] = {};
+      std::memcpy(tmp, p, static_cast<size_t>(n) * 2);
+      h = _mm_load_si128(reinterpret_cast<const __m128i*>(tmp));
+    }
+    if constexpr (T == GemmType::kF16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  }
+}
+
+// As the AVX-512 GemvT (gemm.h's GemvFn) for 8 columns: 8 rows of w, 8 elements at a time,
 // transposed in registers and multiplied without packing.
-template <int R>
-void GemvT8(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k, int cols, float* c,
+template <int R, GemmType T>
+void GemvT8(const float* a, int64_t lda, const void* w, int64_t ldw, int64_t k, int cols, float* c,
             int64_t ldc, bool load) {
   const __m256i cmask = LaneMask(cols);
+  const int64_t size = T == GemmType::kF32 ? 4 : 2;
   __m256 acc[R];
   for (int i = 0; i < R; ++i)
     acc[i] = load ? _mm256_maskload_ps(c + i * ldc, cmask) : _mm256_setzero_ps();
   for (int64_t p0 = 0; p0 < k; p0 += 8) {
     const int n = static_cast<int>(std::min<int64_t>(8, k - p0));
-    const __m256i mask = LaneMask(n);
     __m256 r[8];
     for (int j = 0; j < 8; ++j)
-      r[j] = j < cols ? _mm256_maskload_ps(w + j * ldw + p0, mask) : _mm256_setzero_ps();
+      r[j] = j < cols ? Load8<T>(static_cast<const uint8_t*>(w) + (j * ldw + p0) * size, n)
+                      : _mm256_setzero_ps();
     Transpose8(r);
     for (int q = 0; q < n; ++q)
       for (int i = 0; i < R; ++i)
@@ -100,25 +122,39 @@ void GemvT8(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k,
   for (int i = 0; i < R; ++i) _mm256_maskstore_ps(c + i * ldc, cmask, acc[i]);
 }
 
-void GemvTAny(int rows, const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k,
-              int cols, float* c, int64_t ldc, bool load) {
+template <GemmType T>
+void GemvTRows(int rows, const float* a, int64_t lda, const void* w, int64_t ldw, int64_t k,
+               int cols, float* c, int64_t ldc, bool load) {
+  const int64_t size = T == GemmType::kF32 ? 4 : 2;
   for (int j = 0; j < cols; j += 8) {  // up to 16 columns: two groups of 8
     const int n = std::min(8, cols - j);
-    const float* wj = w + j * ldw;
+    const void* wj = static_cast<const uint8_t*>(w) + j * ldw * size;
     switch (rows) {
       case 1:
-        GemvT8<1>(a, lda, wj, ldw, k, n, c + j, ldc, load);
+        GemvT8<1, T>(a, lda, wj, ldw, k, n, c + j, ldc, load);
         break;
       case 2:
-        GemvT8<2>(a, lda, wj, ldw, k, n, c + j, ldc, load);
+        GemvT8<2, T>(a, lda, wj, ldw, k, n, c + j, ldc, load);
         break;
       case 3:
-        GemvT8<3>(a, lda, wj, ldw, k, n, c + j, ldc, load);
+        GemvT8<3, T>(a, lda, wj, ldw, k, n, c + j, ldc, load);
         break;
       default:
-        GemvT8<4>(a, lda, wj, ldw, k, n, c + j, ldc, load);
+        GemvT8<4, T>(a, lda, wj, ldw, k, n, c + j, ldc, load);
         break;
     }
+  }
+}
+
+void GemvTAny(int rows, const float* a, int64_t lda, const void* w, GemmType type, int64_t ldw,
+              int64_t k, int cols, float* c, int64_t ldc, bool load) {
+  switch (type) {
+    case GemmType::kBF16:
+      return GemvTRows<GemmType::kBF16>(rows, a, lda, w, ldw, k, cols, c, ldc, load);
+    case GemmType::kF16:
+      return GemvTRows<GemmType::kF16>(rows, a, lda, w, ldw, k, cols, c, ldc, load);
+    default:
+      return GemvTRows<GemmType::kF32>(rows, a, lda, w, ldw, k, cols, c, ldc, load);
   }
 }
 

@@ -79,16 +79,34 @@ inline void Transpose16(__m512 r[16]) {
   }
 }
 
+// 16 (masked: the first n) consecutive elements of type T from p, as floats (exact).
+template <GemmType T>
+inline __m512 Load16(const void* p, __mmask16 mask) {
+  if constexpr (T == GemmType::kF32) {
+    return _mm512_maskz_loadu_ps(mask, p);
+  } else {
+    const __m256i h = _mm256_maskz_loadu_epi16(mask, p);
+    if constexpr (T == GemmType::kF16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+}
+
+template <GemmType T>
+const void* Advance(const void* p, int64_t elements) {
+  return static_cast<const uint8_t*>(p) + elements * (T == GemmType::kF32 ? 4 : 2);
+}
+
 // dst[p * 32 + j] = b[j * ldb + p] for p < kc, j < cols (0 for cols <= j < 32): a panel of a
 // transposed row-major matrix (the forward's w^T), 16 x 16 blocks at a time.
-void PackTransposed(const float* b, int64_t ldb, int64_t kc, int cols, float* dst) {
+template <GemmType T>
+void PackTransposed(const void* b, int64_t ldb, int64_t kc, int cols, float* dst) {
   for (int64_t p0 = 0; p0 < kc; p0 += 16) {
     const int n = static_cast<int>(std::min<int64_t>(16, kc - p0));
     const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1);
     for (int j0 = 0; j0 < kNr; j0 += 16) {
       __m512 r[16];
       for (int j = 0; j < 16; ++j)
-        r[j] = j0 + j < cols ? _mm512_maskz_loadu_ps(mask, b + (j0 + j) * ldb + p0)
+        r[j] = j0 + j < cols ? Load16<T>(Advance<T>(b, (j0 + j) * ldb + p0), mask)
                              : _mm512_setzero_ps();
       Transpose16(r);
       for (int q = 0; q < n; ++q) _mm512_storeu_ps(dst + (p0 + q) * kNr + j0, r[q]);
@@ -96,12 +114,24 @@ void PackTransposed(const float* b, int64_t ldb, int64_t kc, int cols, float* ds
   }
 }
 
+void PackTransposedAny(const void* b, GemmType type, int64_t ldb, int64_t kc, int cols,
+                       float* dst) {
+  switch (type) {
+    case GemmType::kBF16:
+      return PackTransposed<GemmType::kBF16>(b, ldb, kc, cols, dst);
+    case GemmType::kF16:
+      return PackTransposed<GemmType::kF16>(b, ldb, kc, cols, dst);
+    default:
+      return PackTransposed<GemmType::kF32>(b, ldb, kc, cols, dst);
+  }
+}
+
 // c[i * ldc + j] = (load ? c[i * ldc + j] : 0) + sum_p a[i * lda + p] * w[j * ldw + p] for
 // i < R, j < cols <= 16, one FMA chain over p = 0, 1, ... per element: 16 rows of w are loaded
-// 16 floats at a time, transposed in registers and multiplied without packing (decode: w is
+// 16 elements at a time, transposed in registers and multiplied without packing (decode: w is
 // streamed from memory once, and nothing is stored on the way).
-template <int R>
-void GemvT(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k, int cols, float* c,
+template <int R, GemmType T>
+void GemvT(const float* a, int64_t lda, const void* w, int64_t ldw, int64_t k, int cols, float* c,
            int64_t ldc, bool load) {
   const __mmask16 cmask = static_cast<__mmask16>((1u << cols) - 1);
   __m512 acc[R];
@@ -112,7 +142,7 @@ void GemvT(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k, 
     const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1);
     __m512 r[16];
     for (int j = 0; j < 16; ++j)
-      r[j] = j < cols ? _mm512_maskz_loadu_ps(mask, w + j * ldw + p0) : _mm512_setzero_ps();
+      r[j] = j < cols ? Load16<T>(Advance<T>(w, j * ldw + p0), mask) : _mm512_setzero_ps();
     Transpose16(r);
     for (int q = 0; q < n; ++q)
       for (int i = 0; i < R; ++i)
@@ -121,24 +151,37 @@ void GemvT(const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k, 
   for (int i = 0; i < R; ++i) _mm512_mask_storeu_ps(c + i * ldc, cmask, acc[i]);
 }
 
-void GemvTAny(int rows, const float* a, int64_t lda, const float* w, int64_t ldw, int64_t k,
-              int cols, float* c, int64_t ldc, bool load) {
+template <GemmType T>
+void GemvTRows(int rows, const float* a, int64_t lda, const void* w, int64_t ldw, int64_t k,
+               int cols, float* c, int64_t ldc, bool load) {
   switch (rows) {
     case 1:
-      return GemvT<1>(a, lda, w, ldw, k, cols, c, ldc, load);
+      return GemvT<1, T>(a, lda, w, ldw, k, cols, c, ldc, load);
     case 2:
-      return GemvT<2>(a, lda, w, ldw, k, cols, c, ldc, load);
+      return GemvT<2, T>(a, lda, w, ldw, k, cols, c, ldc, load);
     case 3:
-      return GemvT<3>(a, lda, w, ldw, k, cols, c, ldc, load);
+      return GemvT<3, T>(a, lda, w, ldw, k, cols, c, ldc, load);
     default:
-      return GemvT<4>(a, lda, w, ldw, k, cols, c, ldc, load);
+      return GemvT<4, T>(a, lda, w, ldw, k, cols, c, ldc, load);
+  }
+}
+
+void GemvTAny(int rows, const float* a, int64_t lda, const void* w, GemmType type, int64_t ldw,
+              int64_t k, int cols, float* c, int64_t ldc, bool load) {
+  switch (type) {
+    case GemmType::kBF16:
+      return GemvTRows<GemmType::kBF16>(rows, a, lda, w, ldw, k, cols, c, ldc, load);
+    case GemmType::kF16:
+      return GemvTRows<GemmType::kF16>(rows, a, lda, w, ldw, k, cols, c, ldc, load);
+    default:
+      return GemvTRows<GemmType::kF32>(rows, a, lda, w, ldw, k, cols, c, ldc, load);
   }
 }
 
 }  // namespace
 
 GemmMicroKernel GetGemmKernel() {
-  return {kMr, kNr, MicroAny, PackTransposed, GemvTAny, /*gemv_max_rows=*/4};
+  return {kMr, kNr, MicroAny, PackTransposedAny, GemvTAny, /*gemv_max_rows=*/4};
 }
 
 }  // namespace herd::kernels::avx512

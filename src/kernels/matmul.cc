@@ -52,18 +52,30 @@ void MatMulShared(std::span<const MatMulOut> products, const float* x, int64_t n
   const int64_t cols = products[0].w.cols;
   const int threads = pool ? pool->size() : 1;
 
-  // Float32 weights go through the blocked GEMM (the forward of training, and f32 models).
+  // Float weights (f32, bf16, f16) go through the blocked GEMM: the forward of training, and
+  // models served as they are stored.
   if (!FloatActivationsRequested()) {
     std::vector<MatMulOut> rest;
     for (const MatMulOut& p : products) {
       CHECK(p.w.cols == cols);
-      if (p.w.dtype != DType::kF32) {
-        rest.push_back(p);
-        continue;
+      GemmType type;
+      switch (p.w.dtype) {
+        case DType::kF32:
+          type = GemmType::kF32;
+          break;
+        case DType::kBF16:
+          type = GemmType::kBF16;
+          break;
+        case DType::kF16:
+          type = GemmType::kF16;
+          break;
+        default:
+          rest.push_back(p);
+          continue;
       }
+      const int64_t elem = type == GemmType::kF32 ? 4 : 2;
       const StridedMat x_rows{x, cols, 1};
-      const StridedMat w_cols{reinterpret_cast<const float*>(p.w.data), 1,
-                              static_cast<int64_t>(p.w.row_bytes / sizeof(float))};
+      const StridedMat w_cols{p.w.data, 1, static_cast<int64_t>(p.w.row_bytes) / elem, type};
       Gemm(n_tokens, p.w.rows, cols, x_rows, w_cols, p.out, p.w.rows, false, pool, isa);
     }
     if (rest.size() < products.size()) {
