@@ -233,13 +233,14 @@ TEST(TrainGrad, PackedDocumentsEqualSeparateSequences) {
 }
 
 // Documents of different lengths (5 + 11 and 7 + 9 tokens, in two rows of 16; a start at 16 = the
-// row's last target cuts nothing). Each document's loss, alone, against Forward (the inference
-// path, float32 cache) on that document by itself: with targets only at the document's positions,
-// the packed loss sums the same -log p in the same order plus exact zeros, so it is equal bit for
-// bit, which holds only if the document's logits are its own (positions from 0, no attention to
-// the other document). The gradient of the packed batch against the four documents run one by one
-// (accumulated): equal up to float32 summation order. Packed ForwardLoss == ForwardBackward's loss
-// bit for bit, and the gradient is the same with 1 and 3 threads.
+// row's last target cuts nothing). Each document's loss, alone, against the same document as a
+// batch of its own: with targets only at the document's positions, the packed loss sums the same
+// -log p in the same order plus exact zeros, so it is equal bit for bit, which holds only if the
+// document's logits are its own (positions from 0, no attention to the other document); and
+// against Forward (the inference path, float32 cache) within float rounding. The gradient of the
+// packed batch against the four documents run one by one (accumulated): equal up to float32
+// summation order. Packed ForwardLoss == ForwardBackward's loss bit for bit, and the gradient is
+// the same with 1 and 3 threads.
 TEST(TrainGrad, PackedDocumentsComputeWhatTheyComputeAlone) {
   const LlamaConfig c = SmallConfig();
   const Model model = MakeModel(c, 5);
@@ -264,12 +265,20 @@ TEST(TrainGrad, PackedDocumentsComputeWhatTheyComputeAlone) {
     KVCache cache(c, d.n, DType::kF32);
     const std::span<const int> tokens(inputs.data() + d.begin, d.n);
     ASSERT_TRUE(Forward(model, tokens, &cache, /*all_logits=*/true, &logits, &three).ok());
-    double alone = 0;
+    double inference = 0;
     for (int t = 0; t < d.n; ++t)
-      alone += CrossEntropy(&logits[static_cast<size_t>(t) * c.vocab_size], c.vocab_size,
-                            targets[d.begin + t], 0.0f, nullptr);
+      inference += CrossEntropy(&logits[static_cast<size_t>(t) * c.vocab_size], c.vocab_size,
+                                targets[d.begin + t], 0.0f, nullptr);
+    // The document as its own one-row batch: the same training forward, bit for bit.
+    const std::span<const int> doc_targets(targets.data() + d.begin, d.n);
+    auto own = ForwardLoss(model, {1, d.n, tokens, doc_targets}, &three);
+    ASSERT_TRUE(own.ok()) << own.status().message();
+    const double alone = own->sum;
     EXPECT_EQ(packed->count, d.n);
     EXPECT_EQ(packed->sum, alone);
+    // And the inference path (streaming attention kernel, not training's blocks) agrees to float
+    // rounding.
+    EXPECT_NEAR(packed->sum, inference, 1e-5 * inference);
     auto unmasked = ForwardLoss(model, {2, seq_len, inputs, only}, &three);
     if (d.begin % seq_len != 0)  // a row's first document is the same masked or not
       EXPECT_NE(unmasked->sum, alone);

@@ -56,6 +56,52 @@ void SwiGLUBackward(const float* gate, const float* up, const float* dy, int64_t
   }
 }
 
+namespace {
+
+// Rows [0, rows) of the softmax of query block [t0, t0 + rows) at positions start_pos + t0 + r
+// over keys [0, n_keys): scores in p (written by the caller: q k^T), scaled and normalised in
+// place over the visible keys [0, start_pos + t0 + r], zero beyond. The forward and the backward
+// both call this, so the backward recomputes the forward's probabilities bit for bit.
+void CausalSoftmaxRows(float* p, int64_t rows, int64_t n_keys, int64_t first_pos, float scale) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t visible = first_pos + r + 1;
+    float* pr = p + r * n_keys;
+    for (int64_t j = 0; j < visible; ++j) pr[j] *= scale;
+    const float max = MaxOf(pr, visible);
+    const float inv = static_cast<float>(1.0 / ExpShiftSum(pr, visible, max, pr));
+    for (int64_t j = 0; j < visible; ++j) pr[j] *= inv;
+    std::fill(pr + visible, pr + n_keys, 0.0f);
+  }
+}
+
+constexpr int64_t kQueryBlock = 128;
+
+}  // namespace
+
+void CausalAttention(const float* q, const float* k, const float* v, int64_t kv_stride,
+                     int64_t n_tokens, int64_t start_pos, const AttentionShape& s, int kv_head,
+                     float* out) {
+  CHECK(s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0);
+  const int d = s.head_dim, group = s.n_heads / s.n_kv_heads;
+  const int64_t q_stride = int64_t{s.n_heads} * d, kv_off = int64_t{kv_head} * d;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  thread_local std::vector<float> p_buf;
+  const StridedMat keys_t{k + kv_off, 1, kv_stride}, values{v + kv_off, kv_stride, 1};
+  for (int g = 0; g < group; ++g) {
+    const int64_t q_off = (int64_t{kv_head} * group + g) * d;
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += kQueryBlock) {
+      const int64_t rows = std::min(kQueryBlock, n_tokens - t0), n_keys = start_pos + t0 + rows;
+      p_buf.resize(rows * n_keys);
+      float* p = p_buf.data();
+      Gemm(rows, n_keys, d, StridedMat{q + t0 * q_stride + q_off, q_stride, 1}, keys_t, p, n_keys,
+           false, nullptr);
+      CausalSoftmaxRows(p, rows, n_keys, start_pos + t0, scale);
+      Gemm(rows, d, n_keys, StridedMat{p, n_keys, 1}, values, out + t0 * q_stride + q_off, q_stride,
+           false, nullptr);
+    }
+  }
+}
+
 void AttentionBackward(const float* q, const float* k, const float* v, const float* out,
                        const float* dout, int64_t n_tokens, const AttentionShape& s, int kv_head,
                        float* dq, float* dk, float* dv) {
@@ -70,34 +116,27 @@ void AttentionBackward(const float* q, const float* k, const float* v, const flo
   }
   // Blocks of queries as matrix products (kernels/gemm.h): block [t0, t1) needs keys [0, t1). P
   // and dS live in [rows, keys] buffers; dk and dv accumulate over blocks and heads in order.
-  constexpr int64_t kBlock = 128;
   thread_local std::vector<float> p_buf, ds_buf;
   const StridedMat keys_t{k + kv_off, 1, kv_stride}, values_t{v + kv_off, 1, kv_stride};
   const StridedMat keys{k + kv_off, kv_stride, 1};
   for (int g = 0; g < group; ++g) {
     const int64_t q_off = (int64_t{kv_head} * group + g) * d;
-    for (int64_t t0 = 0; t0 < n_tokens; t0 += kBlock) {
-      const int64_t rows = std::min(kBlock, n_tokens - t0), n_keys = t0 + rows;
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += kQueryBlock) {
+      const int64_t rows = std::min(kQueryBlock, n_tokens - t0), n_keys = t0 + rows;
       p_buf.resize(rows * n_keys), ds_buf.resize(rows * n_keys);
       float* p = p_buf.data();
       float* ds = ds_buf.data();
       const StridedMat queries{q + t0 * q_stride + q_off, q_stride, 1};
       const StridedMat grads{dout + t0 * q_stride + q_off, q_stride, 1};
-      Gemm(rows, n_keys, d, queries, keys_t, p, n_keys, false, nullptr);  // q k^T
+      Gemm(rows, n_keys, d, queries, keys_t, p, n_keys, false, nullptr);   // q k^T
       Gemm(rows, n_keys, d, grads, values_t, ds, n_keys, false, nullptr);  // dP = dout v^T
+      CausalSoftmaxRows(p, rows, n_keys, t0, scale);
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t t = t0 + r, visible = t + 1;
-        float* pr = p + r * n_keys;
+        const float* pr = p + r * n_keys;
         float* dsr = ds + r * n_keys;
-        for (int64_t j = 0; j < visible; ++j) pr[j] *= scale;
-        const float max = MaxOf(pr, visible);
-        const float inv = static_cast<float>(1.0 / ExpShiftSum(pr, visible, max, pr));
         const float dt = Dot(dout + t * q_stride + q_off, out + t * q_stride + q_off, d);
-        for (int64_t j = 0; j < visible; ++j) {
-          pr[j] *= inv;
-          dsr[j] = pr[j] * (dsr[j] - dt) * scale;
-        }
-        std::fill(pr + visible, pr + n_keys, 0.0f);
+        for (int64_t j = 0; j < visible; ++j) dsr[j] = pr[j] * (dsr[j] - dt) * scale;
         std::fill(dsr + visible, dsr + n_keys, 0.0f);
       }
       // dv += P^T dout, dq = dS k, dk += dS^T q (over this block's queries).

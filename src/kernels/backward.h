@@ -30,6 +30,16 @@ void RopeInterleavedBackward(float* dx, int n_heads, int head_dim, const float* 
 void SwiGLUBackward(const float* gate, const float* up, const float* dy, int64_t n, float* dgate,
                     float* dup);
 
+// Causal GQA attention forward for kv head `kv_head` and its query heads, as the backward below
+// recomputes it (the same probabilities, bit for bit): queries t < n_tokens at positions
+// start_pos + t (q, out: [n_tokens, n_heads * head_dim]) over keys and values at positions
+// [0, start_pos + t] (k, v: position 0 first, kv_stride floats apart). Blocks of 128 queries as
+// matrix products (kernels/gemm.h). Training's forward uses it instead of the streaming inference
+// kernel (kernels/attention.h), which handles one query at a time.
+void CausalAttention(const float* q, const float* k, const float* v, int64_t kv_stride,
+                     int64_t n_tokens, int64_t start_pos, const AttentionShape& s, int kv_head,
+                     float* out);
+
 // Causal GQA attention of one sequence from position 0 (what Attention computes with
 // start_pos 0), backward for kv head `kv_head` and its query heads: writes those heads' columns of
 // dq ([n_tokens, n_heads * head_dim]) and of dk, dv ([n_tokens, n_kv_heads * head_dim]).

@@ -6,6 +6,7 @@
 
 #include "base/check.h"
 #include "kernels/attention.h"
+#include "kernels/backward.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/quant.h"
@@ -161,6 +162,29 @@ void SegmentAttention(const LlamaConfig& c, int layer, std::span<const Segment> 
   });
 }
 
+// Training (float32 caches): kernels::CausalAttention per (segment, kv head), blocks of queries
+// as matrix products; the backward recomputes exactly its probabilities.
+void TrainingAttention(const LlamaConfig& c, int layer, std::span<const Segment> segs, Scratch* s,
+                       ThreadPool* pool) {
+  const kernels::AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
+  const int64_t q_dim = int64_t{c.n_heads} * c.head_dim;
+  const int64_t n_items = static_cast<int64_t>(segs.size()) * c.n_kv_heads;
+  auto run = [&](size_t item, int) {
+    const Segment& g = segs[item / c.n_kv_heads];
+    const kernels::KVRows kv = g.cache->Rows(layer);
+    CHECK(kv.dtype == DType::kF32);
+    const int64_t row = int64_t{g.row0} * q_dim;
+    kernels::CausalAttention(s->q.data() + row, static_cast<const float*>(kv.k),
+                             static_cast<const float*>(kv.v), kv.stride, g.n, g.pos0, shape,
+                             static_cast<int>(item % c.n_kv_heads), s->att.data() + row);
+  };
+  if (pool && n_items > 1) {
+    pool->ParallelFor(n_items, run);
+  } else {
+    for (int64_t i = 0; i < n_items; ++i) run(i, 0);
+  }
+}
+
 void AttentionBlock(const Model& model, int layer, std::span<const Segment> segs, int m, Scratch* s,
                     const Recorder& rec, ThreadPool* pool) {
   const LlamaConfig& c = model.config;
@@ -186,7 +210,11 @@ void AttentionBlock(const Model& model, int layer, std::span<const Segment> segs
   rec.Keep(layer, &LayerTape::v, s->v.data(), m, kv);
   for (const Segment& g : segs)
     g.cache->Store(layer, g.pos0, g.n, &s->k[g.row0 * kv], &s->v[g.row0 * kv]);
-  SegmentAttention(c, layer, segs, s, pool);
+  if (rec.tape) {
+    TrainingAttention(c, layer, segs, s, pool);
+  } else {
+    SegmentAttention(c, layer, segs, s, pool);
+  }
   rec.Keep(layer, &LayerTape::att, s->att.data(), m, q_dim);
   kernels::MatMul(w.wo.mat(), s->att.data(), m, s->tmp.data(), pool);  // [m, dim]
   kernels::Add(s->x.data(), s->tmp.data(), int64_t{m} * c.dim);
