@@ -162,6 +162,21 @@ void SegmentAttention(const LlamaConfig& c, int layer, std::span<const Segment> 
   });
 }
 
+// fn(t) for every row t < m: over the pool once there are enough rows to pay for waking it
+// (prefill, training), else on the calling thread. Rows are independent, so the result is the same.
+template <typename Fn>
+void ForRows(int m, ThreadPool* pool, const Fn& fn) {
+  constexpr int kRowsPerItem = 16;
+  if (!pool || m < 2 * kRowsPerItem) {
+    for (int t = 0; t < m; ++t) fn(t);
+    return;
+  }
+  pool->ParallelFor((m + kRowsPerItem - 1) / kRowsPerItem, [&](size_t item, int) {
+    const int t0 = static_cast<int>(item) * kRowsPerItem;
+    for (int t = t0; t < std::min(m, t0 + kRowsPerItem); ++t) fn(t);
+  });
+}
+
 // Training (float32 caches): kernels::CausalAttention per (segment, kv head), blocks of queries
 // as matrix products; the backward recomputes exactly its probabilities.
 void TrainingAttention(const LlamaConfig& c, int layer, std::span<const Segment> segs, Scratch* s,
@@ -192,19 +207,20 @@ void AttentionBlock(const Model& model, int layer, std::span<const Segment> segs
   const int half = c.head_dim / 2;
   const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
   rec.Keep(layer, &LayerTape::x, s->x.data(), m, c.dim);
-  for (int t = 0; t < m; ++t)
+  ForRows(m, pool, [&](int t) {
     kernels::RMSNorm(&s->x[t * c.dim], w.attn_norm.f32(), c.dim, c.norm_eps, &s->xn[t * c.dim]);
+  });
   rec.Keep(layer, &LayerTape::xn_attn, s->xn.data(), m, c.dim);
   // q: [m, n_heads * head_dim]; k, v: [m, n_kv_heads * head_dim]
   const kernels::MatMulOut qkv[] = {
       {w.wq.mat(), s->q.data()}, {w.wk.mat(), s->k.data()}, {w.wv.mat(), s->v.data()}};
   kernels::MatMulShared(qkv, s->xn.data(), m, pool, ActiveIsa());
-  for (int t = 0; t < m; ++t) {
+  ForRows(m, pool, [&](int t) {
     const float* cos = &s->cos[t * half];
     const float* sin = &s->sin[t * half];
     kernels::RopeInterleaved(&s->q[t * q_dim], c.n_heads, c.head_dim, cos, sin);
     kernels::RopeInterleaved(&s->k[t * kv], c.n_kv_heads, c.head_dim, cos, sin);
-  }
+  });
   rec.Keep(layer, &LayerTape::q, s->q.data(), m, q_dim);
   rec.Keep(layer, &LayerTape::k, s->k.data(), m, kv);
   rec.Keep(layer, &LayerTape::v, s->v.data(), m, kv);
@@ -217,7 +233,7 @@ void AttentionBlock(const Model& model, int layer, std::span<const Segment> segs
   }
   rec.Keep(layer, &LayerTape::att, s->att.data(), m, q_dim);
   kernels::MatMul(w.wo.mat(), s->att.data(), m, s->tmp.data(), pool);  // [m, dim]
-  kernels::Add(s->x.data(), s->tmp.data(), int64_t{m} * c.dim);
+  ForRows(m, pool, [&](int t) { kernels::Add(&s->x[t * c.dim], &s->tmp[t * c.dim], c.dim); });
 }
 
 void FeedForwardBlock(const Model& model, int layer, int m, Scratch* s, const Recorder& rec,
@@ -225,18 +241,21 @@ void FeedForwardBlock(const Model& model, int layer, int m, Scratch* s, const Re
   const LlamaConfig& c = model.config;
   const LayerWeights& w = model.weights.layers[layer];
   rec.Keep(layer, &LayerTape::h, s->x.data(), m, c.dim);
-  for (int t = 0; t < m; ++t)
+  ForRows(m, pool, [&](int t) {
     kernels::RMSNorm(&s->x[t * c.dim], w.ffn_norm.f32(), c.dim, c.norm_eps, &s->xn[t * c.dim]);
+  });
   rec.Keep(layer, &LayerTape::xn_ffn, s->xn.data(), m, c.dim);
   const kernels::MatMulOut gate_up[] = {{w.w1.mat(), s->gate.data()},  // [m, ffn_dim]
                                         {w.w3.mat(), s->up.data()}};
   kernels::MatMulShared(gate_up, s->xn.data(), m, pool, ActiveIsa());
   rec.Keep(layer, &LayerTape::gate, s->gate.data(), m, c.ffn_dim);
   rec.Keep(layer, &LayerTape::up, s->up.data(), m, c.ffn_dim);
-  kernels::SwiGLU(s->gate.data(), s->up.data(), int64_t{m} * c.ffn_dim);
+  ForRows(m, pool, [&](int t) {
+    kernels::SwiGLU(&s->gate[t * c.ffn_dim], &s->up[t * c.ffn_dim], c.ffn_dim);
+  });
   rec.Keep(layer, &LayerTape::act, s->gate.data(), m, c.ffn_dim);
   kernels::MatMul(w.w2.mat(), s->gate.data(), m, s->tmp.data(), pool);  // [m, dim]
-  kernels::Add(s->x.data(), s->tmp.data(), int64_t{m} * c.dim);
+  ForRows(m, pool, [&](int t) { kernels::Add(&s->x[t * c.dim], &s->tmp[t * c.dim], c.dim); });
 }
 
 // Runs the chunk's m rows (segments in row order) and advances each segment's cache; writes the
