@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kernels/attention.h"
+#include "kernels/expsum.h"
 
 namespace herd::kernels::attention_impl {
 
@@ -59,10 +60,9 @@ void AttentionRangeHeads(const float* q, const KVRows& kv, int64_t start_pos,
           Ops::Scale(og + g * d, c, d);
           max[g] = tile_max;
         }
-        for (int j = 0; j < n; ++j) {
-          scores[g][j] = std::exp(scores[g][j] - max[g]);
-          sum[g] += scores[g][j];
-        }
+        // exp(score - max) in place, vectorised (kernels/expsum.h: the same bits at every ISA
+        // level); the tile's sum is added once.
+        sum[g] += static_cast<float>(ExpShiftSum(scores[g], n, max[g], scores[g]));
       }
       for (int j = 0; j < n; ++j) {
         const T* vj = v + (j0 + j) * kv.stride + int64_t{kvh} * d;
