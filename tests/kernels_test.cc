@@ -242,30 +242,37 @@ TEST(Attention, LargeGroupsAreSplit) {
 // element type and every ISA level: equal to float64 attention over the keys and values as the
 // cache rounded them.
 TEST(Attention, StreamingSoftmaxEveryCacheTypeAndLevel) {
-  const AttentionShape shape{8, 2, 64};  // group of 4, Llama 3 head_dim
-  const int start = 290, n_tok = 3, n_pos = start + n_tok, kv_dim = 2 * 64;
-  auto q = RandomVec(n_tok * 8 * 64, 12, 0.5f);
-  auto k = RandomVec(n_pos * kv_dim, 13), v = RandomVec(n_pos * kv_dim, 14);
-  for (int j = 0; j < n_pos; ++j) k[j * kv_dim] += 0.05f * j;  // later keys score higher
-  for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
-    std::vector<uint8_t> kc(*BytesFor(dtype, k.size())), vc(kc.size());
-    QuantizeRow(dtype, k.data(), k.size(), kc.data());
-    QuantizeRow(dtype, v.data(), v.size(), vc.data());
-    std::vector<float> kr(k.size()), vr(v.size());  // what the cache holds, as floats
-    DequantizeRow(dtype, kc.data(), k.size(), kr.data());
-    DequantizeRow(dtype, vc.data(), v.size(), vr.data());
-    const KVRows rows{dtype, kc.data(), vc.data(), kv_dim};
-    for (int level = 0; level <= static_cast<int>(BestIsa(DetectCpu())); ++level) {
-      const Isa isa = static_cast<Isa>(level);
-      std::vector<float> out(n_tok * 8 * 64);
-      ThreadPool pool(2);
-      Attention(q.data(), rows, n_tok, start, shape, out.data(), &pool, isa);
-      for (int t = 0; t < n_tok; ++t) {
-        for (int h = 0; h < 8; ++h) {
-          const auto want = AttentionReference(q, kr, vr, shape, start, t, h);
-          for (int i = 0; i < 64; ++i)
-            ASSERT_NEAR(out[t * 512 + h * 64 + i], want[i], 2e-5)
-                << Name(dtype) << " " << IsaName(isa) << " t" << t << " h" << h << " i" << i;
+  // Llama 3's group of 4 with head_dim 64 and 128, one head per kv head, a group of 8 with
+  // head_dim 48, and a head_dim (40) the AVX-512 kernel hands to the AVX2 one.
+  for (const AttentionShape shape :
+       {AttentionShape{8, 2, 64}, AttentionShape{8, 2, 128}, AttentionShape{4, 4, 32},
+        AttentionShape{16, 2, 48}, AttentionShape{4, 1, 40}}) {
+    const int d = shape.head_dim, q_dim = shape.n_heads * d, kv_dim = shape.n_kv_heads * d;
+    const int start = 290, n_tok = 3, n_pos = start + n_tok;
+    auto q = RandomVec(n_tok * q_dim, 12, 0.5f);
+    auto k = RandomVec(n_pos * kv_dim, 13), v = RandomVec(n_pos * kv_dim, 14);
+    for (int j = 0; j < n_pos; ++j) k[j * kv_dim] += 0.05f * j;  // later keys score higher
+    for (DType dtype : {DType::kF32, DType::kF16, DType::kBF16}) {
+      std::vector<uint8_t> kc(*BytesFor(dtype, k.size())), vc(kc.size());
+      QuantizeRow(dtype, k.data(), k.size(), kc.data());
+      QuantizeRow(dtype, v.data(), v.size(), vc.data());
+      std::vector<float> kr(k.size()), vr(v.size());  // what the cache holds, as floats
+      DequantizeRow(dtype, kc.data(), k.size(), kr.data());
+      DequantizeRow(dtype, vc.data(), v.size(), vr.data());
+      const KVRows rows{dtype, kc.data(), vc.data(), kv_dim};
+      for (int level = 0; level <= static_cast<int>(BestIsa(DetectCpu())); ++level) {
+        const Isa isa = static_cast<Isa>(level);
+        std::vector<float> out(n_tok * q_dim);
+        ThreadPool pool(2);
+        Attention(q.data(), rows, n_tok, start, shape, out.data(), &pool, isa);
+        for (int t = 0; t < n_tok; ++t) {
+          for (int h = 0; h < shape.n_heads; ++h) {
+            const auto want = AttentionReference(q, kr, vr, shape, start, t, h);
+            for (int i = 0; i < d; ++i)
+              ASSERT_NEAR(out[t * q_dim + h * d + i], want[i], 2e-5)
+                  << Name(dtype) << " " << IsaName(isa) << " d" << d << " t" << t << " h" << h
+                  << " i" << i;
+          }
         }
       }
     }

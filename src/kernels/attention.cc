@@ -40,6 +40,7 @@ void AttentionRange(const float* q, const KVRows& kv, int64_t start_pos, const A
 }  // namespace scalar
 
 AttentionRangeFn GetAttentionRange(Isa isa) {
+  if (isa >= Isa::kAvx512) return avx512::AttentionRange;
   return isa >= Isa::kAvx2 ? avx2::AttentionRange : scalar::AttentionRange;
 }
 

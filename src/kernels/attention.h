@@ -62,5 +62,10 @@ namespace avx2 {
 void AttentionRange(const float* q, const KVRows& kv, int64_t start_pos, const AttentionShape& s,
                     float* out, size_t item_begin, size_t item_end);
 }
+// attention_avx512.cc: the same algorithm with keys transposed per tile (no horizontal sums).
+namespace avx512 {
+void AttentionRange(const float* q, const KVRows& kv, int64_t start_pos, const AttentionShape& s,
+                    float* out, size_t item_begin, size_t item_end);
+}
 
 }  // namespace herd::kernels
