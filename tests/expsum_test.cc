@@ -61,7 +61,8 @@ TEST(ExpSum, EveryLevelEqualsScalarBitForBit) {
     for (Isa isa : Levels()) {
       std::vector<float> got(n);
       const double sum = ExpShiftSum(x.data(), n, shift, got.data(), isa);
-      EXPECT_EQ(0, std::memcmp(got.data(), want.data(), n * sizeof(float))) << n << IsaName(isa);
+      EXPECT_TRUE(n == 0 || std::memcmp(got.data(), want.data(), n * sizeof(float)) == 0)
+          << n << IsaName(isa);
       EXPECT_EQ(sum, want_sum) << n << " " << IsaName(isa);
       EXPECT_EQ(ExpShiftSum(x.data(), n, shift, nullptr, isa), want_sum) << n << IsaName(isa);
       std::vector<float> in_place = x;
