@@ -151,9 +151,6 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
     nc = std::clamp<int64_t>((per_tile + nr - 1) / nr * nr, nr, nc);
   }
   const int64_t n_tiles = (n + nc - 1) / nc;
-  // With one panel of rows, a B panel is used once: deeper blocks read each of its 32 source rows
-  // in longer runs (what the hardware prefetcher needs when B is a weight streamed from memory).
-  const int64_t kc_max = m_panels == 1 ? std::min<int64_t>(depth, 4 * kKc) : kKc;
   const int64_t max_mc = int64_t{mr} * 40;
   const int64_t m_tiles =
       std::min((m + mr - 1) / mr,
@@ -171,9 +168,9 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
     const int64_t j0 = static_cast<int64_t>(tile) % n_tiles * nc;
     const int64_t i1 = std::min(m, i0 + mc), j1 = std::min(n, j0 + nc);
     thread_local std::vector<float> a_pack, b_pack, edge;
-    a_pack.resize(mc * kc_max), b_pack.resize(nc * kc_max), edge.resize(int64_t{mr} * nr);
-    for (int64_t k0 = 0; k0 < depth; k0 += kc_max) {
-      const int64_t kc = std::min(kc_max, depth - k0);
+    a_pack.resize(mc * kKc), b_pack.resize(nc * kKc), edge.resize(int64_t{mr} * nr);
+    for (int64_t k0 = 0; k0 < depth; k0 += kKc) {
+      const int64_t kc = std::min(kKc, depth - k0);
       const bool load = accumulate || k0 > 0;
       if (!a_in_place) {
         for (int64_t i = i0; i < i1; i += mr) {
