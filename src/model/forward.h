@@ -82,8 +82,7 @@ Status ForwardBatch(const Model& model, std::span<const BatchSeq> seqs, std::vec
                     ThreadPool* pool);
 
 // The activations a training step's backward pass needs (train/backward.h), recorded by
-// ForwardRecord while the same blocks as Forward run. Rows are the tokens of all sequences in
-// order.
+// ForwardRecord while Forward's blocks run. Rows are the tokens of all sequences in order.
 struct LayerTape {
   std::vector<float> x;         // [rows, dim]      residual stream entering the layer
   std::vector<float> xn_attn;   // [rows, dim]      RMSNorm(x) * attn_norm
@@ -105,7 +104,10 @@ struct ForwardTape {
 
 // A training forward: runs each sequence from position 0 (on its own float32 KV cache, so
 // attention sees exact keys and values), writes the logits of every token ([rows, vocab]) and
-// records the activations in `tape`. The same blocks and kernels as Forward. Errors as Forward.
+// records the activations in `tape`. The same blocks and kernels as Forward, except attention:
+// blocks of queries as matrix products (kernels::CausalAttention, whose probabilities the backward
+// recomputes bit for bit) instead of one query at a time; the two agree to float rounding.
+// Errors as Forward.
 Status ForwardRecord(const Model& model, std::span<const std::span<const int>> seqs,
                      ForwardTape* tape, std::vector<float>* logits, ThreadPool* pool);
 

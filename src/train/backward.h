@@ -1,5 +1,5 @@
-// The training step's loss and gradient: ForwardRecord (model/forward.h: the inference blocks and
-// kernels, recording their activations) then the backward pass, layer by layer in reverse, with
+// The training step's loss and gradient: ForwardRecord (model/forward.h: the inference blocks,
+// recording their activations) then the backward pass, layer by layer in reverse, with
 // the backward ops of kernels/backward.h:
 //   loss = sum over targeted positions of -log softmax(logits)[target]  (cross-entropy, in double)
 //   output:    dxn = dlogits W_out,  dW_out += dlogits^T xn   (tied: into tok_embeddings)
