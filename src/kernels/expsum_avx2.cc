@@ -56,7 +56,8 @@ double ExpShiftSum(const float* x, int64_t n, float shift, float* out) {
 void ExpScaled(const float* x, int64_t n, float scale, float* out) {
   const __m256 s = _mm256_set1_ps(scale);
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, Exp8(_mm256_mul_ps(s, _mm256_loadu_ps(x + i))));
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, Exp8(_mm256_mul_ps(s, _mm256_loadu_ps(x + i))));
   for (; i < n; ++i) out[i] = Exp(scale * x[i]);
 }
 

@@ -54,7 +54,8 @@ double ExpShiftSum(const float* x, int64_t n, float shift, float* out) {
 void ExpScaled(const float* x, int64_t n, float scale, float* out) {
   const __m512 s = _mm512_set1_ps(scale);
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, Exp16(_mm512_mul_ps(s, _mm512_loadu_ps(x + i))));
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(out + i, Exp16(_mm512_mul_ps(s, _mm512_loadu_ps(x + i))));
   for (; i < n; ++i) out[i] = Exp(scale * x[i]);
 }
 

@@ -1,10 +1,10 @@
 // Matrix products against weights in their storage dtype. The activations are prepared once per
 // call in the format the weight's dot kernel takes (kernels/qdot.h: Q8_0 / Q8_1 / Q8_K for block
-// formats), then every (weight row, token) pair is one kernel call. Rows are split
-// over the pool's threads; tokens are walked in tiles so a weight row is read from memory once per
-// tile of tokens, not once per token. Float weights (f32, bf16, f16: training, and models served
-// as stored) go through the blocked GEMM of kernels/gemm.h instead. Either way a token's output row does not depend on the
-// other tokens of the call (batched and unbatched inference agree bit for bit).
+// formats), then every (weight row, token) pair is one kernel call. Rows are split over the pool's
+// threads; tokens are walked in tiles so a weight row is read from memory once per tile of tokens,
+// not once per token. Float weights (f32, bf16, f16: training, and models served as stored) go
+// through the blocked GEMM of kernels/gemm.h instead. Either way a token's output row does not
+// depend on the other tokens of the call (batched and unbatched inference agree bit for bit).
 #pragma once
 
 #include <cstdint>
