@@ -152,9 +152,13 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
   }
   const int64_t n_tiles = (n + nc - 1) / nc;
   const int64_t max_mc = int64_t{mr} * 40;
-  const int64_t m_tiles =
+  int64_t m_tiles =
       std::min((m + mr - 1) / mr,
                std::max((m + max_mc - 1) / max_mc, (2 * threads + n_tiles - 1) / n_tiles));
+  // Few tiles: a count that the threads share evenly (5 tiles on 2 threads take as long as 6).
+  if (m_tiles * n_tiles < 8 * threads) {
+    while (m_tiles < m_panels && (m_tiles * n_tiles) % threads != 0) ++m_tiles;
+  }
   const int64_t mc = ((m + m_tiles - 1) / m_tiles + mr - 1) / mr * mr;
 
   // A row-major A is read in place by the micro-kernel (its rows are streams along k); packing
