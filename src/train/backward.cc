@@ -65,13 +65,14 @@ void NormBackward(const float* x, const Weight& weight, const float* dy, int64_t
   kernels::Add(dx, tmp->data(), rows * n);
   constexpr int64_t kCols = 64;
   ParallelRows((n + kCols - 1) / kCols, pool, [&](int64_t block) {
+    // Each column's sum runs over the rows in order; rows outermost so that memory is read
+    // along rows (the same sums as a column at a time, vectorised across columns).
     const int64_t c0 = block * kCols, c1 = std::min(n, c0 + kCols);
-    for (int64_t c = c0; c < c1; ++c) {
-      double sum = 0;
-      for (int64_t r = 0; r < rows; ++r)
-        sum += static_cast<double>(dy[r * n + c]) * x[r * n + c] * scale[r];
-      dweight[c] += static_cast<float>(sum);
-    }
+    double sum[kCols] = {};
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = c0; c < c1; ++c)
+        sum[c - c0] += static_cast<double>(dy[r * n + c]) * x[r * n + c] * scale[r];
+    for (int64_t c = c0; c < c1; ++c) dweight[c] += static_cast<float>(sum[c - c0]);
   });
 }
 
