@@ -99,6 +99,10 @@ DotKernel GetKernel(DType t);
 namespace avx512 {
 DotKernel GetKernel(DType t);
 DotKernel GetKernel(DType t, bool vnni);
+// How far ahead of its loads a 1-token kernel prefetches its weight row (into the rows after it,
+// which the same thread multiplies next). Without it decode read 16 GB/s of this machine's 31; with
+// 4 KiB, 24 GB/s (512 B: 18, 2 KiB: 23, 8-16 KiB: 24; docs/PERFORMANCE.md).
+inline constexpr int kDecodePrefetchBytes = 4096;
 }  // namespace avx512
 
 }  // namespace herd::kernels

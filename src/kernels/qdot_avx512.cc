@@ -178,6 +178,7 @@ float DotScaled(int64_t n, const uint8_t* w, const uint8_t* act) {
     int64_t j = 0;
     for (; j + 2 <= m; j += 2) {
       const uint8_t *wj = w + j * kBytes, *aj = act + j * kA;
+      _mm_prefetch(reinterpret_cast<const char*>(wj + kDecodePrefetchBytes), _MM_HINT_T0);
       const __m512 s = _mm512_cvtepi32_ps(
           DotS8S8<kVnni>(Levels(wj, wj + kBytes), Load32x2(aj + 2, aj + kA + 2)));
       acc = _mm256_fmadd_ps(_mm256_set1_ps(d[j]), Lo(s), acc);
@@ -212,6 +213,7 @@ float DotScaledMin(int64_t n, const uint8_t* w, const uint8_t* act) {
       mins = std::fma(mw[j], sa[j], mins);
       mins = std::fma(mw[j + 1], sa[j + 1], mins);
       const uint8_t *wj = w + j * kBytes, *aj = act + j * kA;
+      _mm_prefetch(reinterpret_cast<const char*>(wj + kDecodePrefetchBytes), _MM_HINT_T0);
       const __m512 s = _mm512_cvtepi32_ps(
           DotU8S8<kVnni>(Levels(wj, wj + kBytes), Load32x2(aj + 8, aj + kA + 8)));
       acc = _mm256_fmadd_ps(_mm256_set1_ps(d[j]), Lo(s), acc);

@@ -133,11 +133,19 @@ inline __m128 MinTerm(const uint8_t* a, __m128i m16) {
   return _mm_cvtepi32_ps(_mm_madd_epi16(sub_sums, m16));
 }
 
+// Prefetches the lines of the super-block kDecodePrefetchBytes ahead (1-token kernels).
+template <int kBytes>
+inline void PrefetchAhead(const uint8_t* w) {
+  for (int o = 0; o < kBytes; o += 64)
+    _mm_prefetch(reinterpret_cast<const char*>(w + kDecodePrefetchBytes + o), _MM_HINT_T0);
+}
+
 template <bool kVnni, int kBytes, class Levels>
 float DotAffineK(int64_t n, const uint8_t* w, const uint8_t* act) {
   __m256 acc = _mm256_setzero_ps();
   __m128 acc_min = _mm_setzero_ps();
   for (int64_t b = 0; b < n / kQK_K; ++b, w += kBytes, act += kQ8_KBytes) {
+    PrefetchAhead<kBytes>(w);
     const float d_a = LoadF32(act);
     const __m256i sm16 = _mm256_cvtepu8_epi16(UnpackScalesMins(w + 4));  // sc | m as int16
     acc_min = _mm_fmadd_ps(_mm_set1_ps(Half(w + 2) * d_a),
@@ -249,6 +257,7 @@ template <bool kVnni>
 float DotQ6_K(int64_t n, const uint8_t* w, const uint8_t* act) {
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / kQK_K; ++b, w += kQ6KBytes, act += kQ8_KBytes) {
+    PrefetchAhead<kQ6KBytes>(w);
     const __m256i sc16 = _mm256_cvtepi8_epi16(Load16(w + 192));  // scales[0..15] as int16
     const Q6Block blk(w, _mm512_castsi256_si512(sc16));
     const __m512i sum = Q6Sum<kVnni>(blk, act, Q6Offset(act, sc16));
