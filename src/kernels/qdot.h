@@ -99,10 +99,12 @@ DotKernel GetKernel(DType t);
 namespace avx512 {
 DotKernel GetKernel(DType t);
 DotKernel GetKernel(DType t, bool vnni);
-// How far ahead of its loads a 1-token kernel prefetches its weight row (into the rows after it,
-// which the same thread multiplies next). Without it decode read 16 GB/s of this machine's 31; with
-// 4 KiB, 24 GB/s (512 B: 18, 2 KiB: 23, 8-16 KiB: 24; docs/PERFORMANCE.md).
-inline constexpr int kDecodePrefetchBytes = 4096;
 }  // namespace avx512
+
+// How far ahead of its loads a 1-token kernel (AVX2 and AVX-512) prefetches its weight row, into
+// the rows after it, which the same thread multiplies next. On the AVX-512 Xeon, 1B q8_0 decode
+// read 16 GB/s of the machine's 31 without it; with 4 KiB, 24 GB/s (512 B: 18, 2 KiB: 23,
+// 8-16 KiB: 24; docs/PERFORMANCE.md).
+inline constexpr int kDecodePrefetchBytes = 4096;
 
 }  // namespace herd::kernels

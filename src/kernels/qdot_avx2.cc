@@ -140,6 +140,7 @@ template <int kBytes, __m256i (*Levels)(const uint8_t*)>
 float DotScaled(int64_t n, const uint8_t* w, const uint8_t* act) {
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / kQK; ++b, w += kBytes, act += kQ8_0Bytes) {
+    _mm_prefetch(reinterpret_cast<const char*>(w + kDecodePrefetchBytes), _MM_HINT_T0);
     const __m256 d = _mm256_set1_ps(Half(w) * Half(act));
     acc = _mm256_fmadd_ps(d, DotS8S8(Levels(w), Load32(act + 2)), acc);
   }
@@ -151,6 +152,7 @@ float DotScaledMin(int64_t n, const uint8_t* w, const uint8_t* act) {
   __m256 acc = _mm256_setzero_ps();
   float mins = 0;
   for (int64_t b = 0; b < n / kQK; ++b, w += kBytes, act += kQ8_1Bytes) {
+    _mm_prefetch(reinterpret_cast<const char*>(w + kDecodePrefetchBytes), _MM_HINT_T0);
     float act_sum;
     std::memcpy(&act_sum, act + 4, 4);
     mins += Half(w + 2) * act_sum;

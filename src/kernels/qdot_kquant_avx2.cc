@@ -171,6 +171,8 @@ float DotAffineK(int64_t n, const uint8_t* w, const uint8_t* act) {
   __m256 acc = _mm256_setzero_ps();
   __m128 acc_min = _mm_setzero_ps();
   for (int64_t b = 0; b < n / kQK_K; ++b, w += kBytes, act += kQ8_KBytes) {
+    for (int o = 0; o < kBytes; o += 64)  // the super-block kDecodePrefetchBytes ahead
+      _mm_prefetch(reinterpret_cast<const char*>(w + kDecodePrefetchBytes + o), _MM_HINT_T0);
     const float d_a = LoadF32(act);
     const __m256i sm16 = _mm256_cvtepu8_epi16(UnpackScalesMins(w + 4));  // sc | m as int16
     // Minimum term: m[s] * (bsums[2s] + bsums[2s + 1]), in int32.
@@ -264,6 +266,8 @@ float DotQ6_K(int64_t n, const uint8_t* w, const uint8_t* act) {
   const __m256i low4 = _mm256_set1_epi8(0x0f), high2 = _mm256_set1_epi8(0x30);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < n / kQK_K; ++b, w += kQ6KBytes, act += kQ8_KBytes) {
+    for (int o = 0; o < kQ6KBytes; o += 64)  // the super-block kDecodePrefetchBytes ahead
+      _mm_prefetch(reinterpret_cast<const char*>(w + kDecodePrefetchBytes + o), _MM_HINT_T0);
     const __m256i sc16 = _mm256_cvtepi8_epi16(Load16(w + 192));  // scales[0..15] as int16
     // -32 * sum_j scales[j] * bsums[j]  (|.| <= 2^24)
     const __m256i offset = _mm256_madd_epi16(Load32(act + kBsumsAt), sc16);
