@@ -15,13 +15,7 @@
 namespace herd::kernels {
 namespace {
 
-std::vector<Isa> Levels() {
-  std::vector<Isa> v = {Isa::kScalar};
-  const Isa best = BestIsa(DetectCpu());
-  if (best >= Isa::kAvx2) v.push_back(Isa::kAvx2);
-  if (best >= Isa::kAvx512) v.push_back(Isa::kAvx512);
-  return v;
-}
+using testing::Levels;
 
 double UlpError(float got, double want) {
   const float w = static_cast<float>(want);

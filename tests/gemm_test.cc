@@ -21,13 +21,7 @@ namespace {
 
 using testing::RandomVec;
 
-std::vector<Isa> Levels() {
-  std::vector<Isa> v = {Isa::kScalar};
-  const Isa best = BestIsa(DetectCpu());
-  if (best >= Isa::kAvx2) v.push_back(Isa::kAvx2);
-  if (best >= Isa::kAvx512) v.push_back(Isa::kAvx512);
-  return v;
-}
+using testing::Levels;
 
 // Storage for an m x n operand in one of the two layouts, read through a StridedMat.
 struct Operand {

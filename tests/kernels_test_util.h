@@ -1,4 +1,5 @@
-// Helpers shared by the kernel tests: seeded Gaussian inputs and whole-row (de)quantisation.
+// Helpers shared by the kernel tests: seeded Gaussian inputs, whole-row (de)quantisation and the
+// ISA levels this CPU can run.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -7,10 +8,19 @@
 #include <random>
 #include <vector>
 
+#include "base/cpu.h"
 #include "base/dtype.h"
 #include "kernels/quant.h"
 
 namespace herd::kernels::testing {
+
+// Every level from scalar up to the best this CPU has (kernels are tested at each).
+inline std::vector<Isa> Levels() {
+  std::vector<Isa> levels;
+  for (int i = 0; i <= static_cast<int>(BestIsa(DetectCpu())); ++i)
+    levels.push_back(static_cast<Isa>(i));
+  return levels;
+}
 
 // n samples of N(offset, scale^2) from mt19937(seed).
 inline std::vector<float> RandomVec(size_t n, uint32_t seed, float scale = 1.0f,

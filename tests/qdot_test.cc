@@ -18,6 +18,7 @@
 #include "kernels/gemm.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
+#include "kernels_test_util.h"
 
 namespace herd::kernels {
 namespace {
@@ -29,12 +30,7 @@ constexpr DType kAll[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0
 // The K-quants: rows are whole 256-element super-blocks, activations Q8_K.
 bool IsK(DType t) { return t == DType::kQ4_K || t == DType::kQ5_K || t == DType::kQ6_K; }
 
-std::vector<Isa> Levels() {
-  std::vector<Isa> levels;
-  for (int i = 0; i <= static_cast<int>(BestIsa(DetectCpu())); ++i)
-    levels.push_back(static_cast<Isa>(i));
-  return levels;
-}
+using testing::Levels;
 
 // Gaussian values; every 7th block of 32 scaled by 1e4 and every 11th set to zero, so blocks of
 // very different scales and all-zero blocks occur.

@@ -108,4 +108,12 @@ void ThreadPool::ParallelFor(size_t n, const std::function<void(size_t, int)>& f
   job_ = nullptr;
 }
 
+void ParallelFor(ThreadPool* pool, size_t n, const std::function<void(size_t, int)>& fn) {
+  if (pool) {
+    pool->ParallelFor(n, fn);  // runs inline itself when n is 1 or the pool has no workers
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) fn(i, 0);
+}
+
 }  // namespace herd

@@ -48,4 +48,9 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
 };
 
+// fn(i, thread) for i < n: over pool's threads, or on the calling thread (thread 0) when pool is
+// null. What every caller with an optional pool wants.
+void ParallelFor(ThreadPool* pool, size_t n,
+                 const std::function<void(size_t index, int thread)>& fn);
+
 }  // namespace herd

@@ -130,11 +130,7 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
                                  static_cast<int>(std::min(kCols, n - j)), c + j, ldc, accumulate);
       }
     };
-    if (pool && items > 1) {
-      pool->ParallelFor(items, run);
-    } else {
-      for (int64_t i = 0; i < items; ++i) run(i, 0);
-    }
+    ParallelFor(pool, static_cast<size_t>(items), run);
     return;
   }
   // A tile of C is mc x nc; its A block (mc x kc, at most ~0.5 MiB: L2) and B block (kc x nc) are
@@ -210,11 +206,7 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
     }
   };
   const int64_t tiles = ((m + mc - 1) / mc) * n_tiles;
-  if (pool && tiles > 1) {
-    pool->ParallelFor(tiles, run_tile);
-  } else {
-    for (int64_t t = 0; t < tiles; ++t) run_tile(t, 0);
-  }
+  ParallelFor(pool, static_cast<size_t>(tiles), run_tile);
 }
 
 }  // namespace herd::kernels

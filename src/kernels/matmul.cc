@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <optional>
 #include <vector>
 
 #include "base/check.h"
@@ -38,6 +39,20 @@ namespace {
 // of an item is dotted with all of them from L1.
 constexpr int64_t kTokenTile = 64;
 
+// The GEMM element type of weights that kernels/gemm.h multiplies (the float formats), or none.
+std::optional<GemmType> GemmTypeOf(DType t) {
+  switch (t) {
+    case DType::kF32:
+      return GemmType::kF32;
+    case DType::kBF16:
+      return GemmType::kBF16;
+    case DType::kF16:
+      return GemmType::kF16;
+    default:
+      return std::nullopt;
+  }
+}
+
 // The input rows in one activation format.
 struct Acts {
   const uint8_t* data = nullptr;
@@ -53,35 +68,24 @@ void MatMulShared(std::span<const MatMulOut> products, const float* x, int64_t n
   const int threads = pool ? pool->size() : 1;
 
   // Float weights (f32, bf16, f16) go through the blocked GEMM: the forward of training, and
-  // models served as they are stored.
-  if (!FloatActivationsRequested()) {
+  // models served as they are stored. (Quantised models skip this without allocating.)
+  auto is_float = [](const MatMulOut& p) { return GemmTypeOf(p.w.dtype).has_value(); };
+  if (!FloatActivationsRequested() && std::any_of(products.begin(), products.end(), is_float)) {
     std::vector<MatMulOut> rest;
     for (const MatMulOut& p : products) {
       CHECK(p.w.cols == cols);
-      GemmType type;
-      switch (p.w.dtype) {
-        case DType::kF32:
-          type = GemmType::kF32;
-          break;
-        case DType::kBF16:
-          type = GemmType::kBF16;
-          break;
-        case DType::kF16:
-          type = GemmType::kF16;
-          break;
-        default:
-          rest.push_back(p);
-          continue;
+      const std::optional<GemmType> type = GemmTypeOf(p.w.dtype);
+      if (!type) {
+        rest.push_back(p);
+        continue;
       }
-      const int64_t elem = type == GemmType::kF32 ? 4 : 2;
+      const int64_t elem = *type == GemmType::kF32 ? 4 : 2;
       const StridedMat x_rows{x, cols, 1};
-      const StridedMat w_cols{p.w.data, 1, static_cast<int64_t>(p.w.row_bytes) / elem, type};
+      const StridedMat w_cols{p.w.data, 1, static_cast<int64_t>(p.w.row_bytes) / elem, *type};
       Gemm(n_tokens, p.w.rows, cols, x_rows, w_cols, p.out, p.w.rows, false, pool, isa);
     }
-    if (rest.size() < products.size()) {
-      if (!rest.empty()) MatMulShared(rest, x, n_tokens, pool, isa);
-      return;
-    }
+    if (!rest.empty()) MatMulShared(rest, x, n_tokens, pool, isa);
+    return;
   }
 
   // Prepare the input once per activation format the products need.
@@ -149,11 +153,7 @@ void MatMulShared(std::span<const MatMulOut> products, const float* x, int64_t n
     }
   };
   const int64_t n_items = first_item.back();
-  if (pool && n_items > 1) {
-    pool->ParallelFor(n_items, run);
-  } else {
-    for (int64_t i = 0; i < n_items; ++i) run(i, 0);
-  }
+  ParallelFor(pool, static_cast<size_t>(n_items), run);
 }
 
 void MatMul(const MatView& w, const float* x, int64_t n_tokens, float* out, ThreadPool* pool) {

@@ -193,11 +193,7 @@ void TrainingAttention(const LlamaConfig& c, int layer, std::span<const Segment>
                              static_cast<const float*>(kv.v), kv.stride, g.n, g.pos0, shape,
                              static_cast<int>(item % c.n_kv_heads), s->att.data() + row);
   };
-  if (pool && n_items > 1) {
-    pool->ParallelFor(n_items, run);
-  } else {
-    for (int64_t i = 0; i < n_items; ++i) run(i, 0);
-  }
+  ParallelFor(pool, static_cast<size_t>(n_items), run);
 }
 
 void AttentionBlock(const Model& model, int layer, std::span<const Segment> segs, int m, Scratch* s,

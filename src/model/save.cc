@@ -48,11 +48,7 @@ std::shared_ptr<std::vector<uint8_t>> Convert(const Weight& w, DType to, ThreadP
       kernels::QuantizeRow(to, row, cols, out->data() + r * out_row);
     }
   };
-  if (pool && n_chunks > 1) {
-    pool->ParallelFor(static_cast<size_t>(n_chunks), run);
-  } else {
-    for (int64_t i = 0; i < n_chunks; ++i) run(static_cast<size_t>(i), 0);
-  }
+  ParallelFor(pool, static_cast<size_t>(n_chunks), run);
   return out;
 }
 

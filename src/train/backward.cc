@@ -44,11 +44,7 @@ void Grow(std::vector<float>& v, int64_t n) {
 }
 
 void ParallelRows(int64_t rows, ThreadPool* pool, const std::function<void(int64_t)>& fn) {
-  if (pool && rows > 1) {
-    pool->ParallelFor(rows, [&](size_t r, int) { fn(static_cast<int64_t>(r)); });
-  } else {
-    for (int64_t r = 0; r < rows; ++r) fn(r);
-  }
+  ParallelFor(pool, static_cast<size_t>(rows), [&](size_t r, int) { fn(static_cast<int64_t>(r)); });
 }
 
 // RMSNorm of each row of x [rows, n] with `weight`, backward: dx += the input's gradient (so the

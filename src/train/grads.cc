@@ -70,11 +70,7 @@ Result<Model> MakeTrainableModel(const LlamaConfig& config, const LlamaWeights& 
     auto convert = [&](size_t r, int) {
       kernels::DequantizeRow(s.dtype, view.row(r), cols, bytes->data() + r * cols);
     };
-    if (pool && rows > 1) {
-      pool->ParallelFor(rows, convert);
-    } else {
-      for (int64_t r = 0; r < rows; ++r) convert(r, 0);
-    }
+    ParallelFor(pool, static_cast<size_t>(rows), convert);
     t.data = reinterpret_cast<const uint8_t*>(bytes->data());
     w.storage.push_back(std::move(bytes));
   });

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 
 #include "base/check.h"
 
@@ -44,20 +43,12 @@ std::vector<std::pair<size_t, int64_t>> Blocks(std::span<const ParamRef> params)
   return items;
 }
 
-void ForEachBlock(size_t n, ThreadPool* pool, const std::function<void(size_t, int)>& fn) {
-  if (pool && n > 1) {
-    pool->ParallelFor(n, fn);
-  } else {
-    for (size_t i = 0; i < n; ++i) fn(i, 0);
-  }
-}
-
 }  // namespace
 
 double GradNorm(std::span<const ParamRef> params, ThreadPool* pool) {
   const auto items = Blocks(params);
   std::vector<double> sums(items.size());
-  ForEachBlock(items.size(), pool, [&](size_t item, int) {
+  ParallelFor(pool, items.size(), [&](size_t item, int) {
     const auto [t, begin] = items[item];
     const float* g = params[t].g;
     const int64_t end = std::min(params[t].n, begin + kBlock);
@@ -78,7 +69,7 @@ double ClipGradNorm(std::span<const ParamRef> params, double max_norm, ThreadPoo
   const double coef = max_norm / (norm + 1e-6);
   if (coef < 1.0) {
     const auto items = Blocks(params);
-    ForEachBlock(items.size(), pool, [&](size_t item, int) {
+    ParallelFor(pool, items.size(), [&](size_t item, int) {
       const auto [t, begin] = items[item];
       float* g = params[t].g;
       for (int64_t i = begin, end = std::min(params[t].n, begin + kBlock); i < end; ++i)
@@ -121,11 +112,7 @@ void AdamW::Step(std::span<const ParamRef> params, double lr, ThreadPool* pool) 
       p.w[i] = static_cast<float>(p.w[i] * decay - step_size * mi / denom);
     }
   };
-  if (pool && items.size() > 1) {
-    pool->ParallelFor(items.size(), run);
-  } else {
-    for (size_t i = 0; i < items.size(); ++i) run(i, 0);
-  }
+  ParallelFor(pool, items.size(), run);
 }
 
 }  // namespace herd
