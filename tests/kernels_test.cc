@@ -279,5 +279,29 @@ TEST(Attention, StreamingSoftmaxEveryCacheTypeAndLevel) {
   }
 }
 
+// AVX-512 prefill runs blocks of tokens per kv head (keys and values converted once per block):
+// every token's output is the same bits as when it runs alone (the decode path), across block
+// boundaries, key tiles and causal ends inside a tile.
+TEST(Attention, TokenBlocksEqualSingleTokens) {
+  if (BestIsa(DetectCpu()) < Isa::kAvx512) GTEST_SKIP() << "no AVX-512 on this CPU";
+  const AttentionShape shape{8, 2, 64};
+  const int d = shape.head_dim, q_dim = shape.n_heads * d, kv_dim = shape.n_kv_heads * d;
+  const int start = 70, n_tok = 37, n_pos = start + n_tok;
+  const auto q = RandomVec(n_tok * q_dim, 21, 0.5f);
+  const auto k = RandomVec(n_pos * kv_dim, 22), v = RandomVec(n_pos * kv_dim, 23);
+  std::vector<uint8_t> kc(*BytesFor(DType::kF16, k.size())), vc(kc.size());
+  QuantizeRow(DType::kF16, k.data(), k.size(), kc.data());
+  QuantizeRow(DType::kF16, v.data(), v.size(), vc.data());
+  const KVRows rows{DType::kF16, kc.data(), vc.data(), kv_dim};
+  std::vector<float> blocked(n_tok * q_dim), single(n_tok * q_dim);
+  ThreadPool pool(2);
+  Attention(q.data(), rows, n_tok, start, shape, blocked.data(), &pool, Isa::kAvx512);
+  for (int t = 0; t < n_tok; ++t) {
+    Attention(q.data() + t * q_dim, rows, 1, start + t, shape, single.data() + t * q_dim, nullptr,
+              Isa::kAvx512);
+  }
+  EXPECT_EQ(std::memcmp(blocked.data(), single.data(), blocked.size() * 4), 0);
+}
+
 }  // namespace
 }  // namespace herd::kernels

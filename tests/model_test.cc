@@ -70,7 +70,7 @@ TEST(Weights, RopePermutationRoundTripsAndPairsRows) {
   auto w = InitRandomWeights(c, DType::kBF16, 3, nullptr);
   const Weight& wq = w->layers[0].wq;
   auto hf = PermuteRowsMetaToHf(wq, c.n_heads);
-  Weight hf_w{wq.dtype, wq.shape, hf.data()};
+  Weight hf_w{wq.dtype, wq.shape, hf.data(), nullptr};
   auto back = PermuteRowsHfToMeta(hf_w, c.n_heads);
   EXPECT_EQ(std::memcmp(back.data(), wq.data, wq.n_bytes()), 0);
   // HF row 1 of head 0 is Meta row 2 (the first element of the second pair).

@@ -1,10 +1,12 @@
 #include "apps/herd/model_common.h"
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
+#include "base/thread_pool.h"
 #include "model/forward.h"
 #include "model/self_check.h"
 #include "tokenizer/load.h"
@@ -117,6 +119,18 @@ std::optional<LoadedModel> LoadForInference(const std::string& path, int ctx, DT
   }
   for (const std::string& w : SelfCheck(out.model, out.tokenizer ? &*out.tokenizer : nullptr))
     std::fprintf(stderr, "herd: warning: %s\n", w.c_str());
+  {
+    const auto t0 = std::chrono::steady_clock::now();
+    ThreadPool pool;
+    const uint64_t packed = PackForInference(&out.model.weights, &pool);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (packed > 0 && !quiet) {
+      std::fprintf(
+          stderr,
+          "herd: repacked %.2f GiB of block-quantised weights for the integer GEMM in %.2f s\n",
+          GiB(packed), s);
+    }
+  }
   // A model herd trained says what data made it (data_card.json next to its weights).
   const fs::path card = fs::path(out.model.files.root) / "data_card.json";
   std::error_code ec;

@@ -8,9 +8,39 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 
 namespace herd {
+
+namespace {
+
+// The live mappings: start address -> size.
+std::mutex& MappingsMutex() {
+  static std::mutex m;
+  return m;
+}
+std::map<uintptr_t, size_t>& Mappings() {
+  static std::map<uintptr_t, size_t> m;
+  return m;
+}
+
+}  // namespace
+
+size_t ReleaseMappedPages(const void* p, size_t n) {
+  const auto begin = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (begin + page - 1) / page * page, last = (begin + n) / page * page;
+  if (last <= first) return 0;
+  std::lock_guard<std::mutex> lock(MappingsMutex());
+  auto it = Mappings().upper_bound(begin);
+  if (it == Mappings().begin()) return 0;
+  --it;
+  if (begin + n > it->first + it->second) return 0;  // not inside one mapping
+  if (::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED) != 0) return 0;
+  return last - first;
+}
 
 Result<std::shared_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -34,6 +64,8 @@ Result<std::shared_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
       f->data_ = static_cast<const uint8_t*>(p);
       f->size_ = static_cast<size_t>(st.st_size);
       f->mapped_ = true;
+      std::lock_guard<std::mutex> lock(MappingsMutex());
+      Mappings()[reinterpret_cast<uintptr_t>(p)] = f->size_;
       return f;
     }
   }
@@ -57,7 +89,12 @@ Result<std::shared_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
 }
 
 MappedFile::~MappedFile() {
-  if (mapped_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (!mapped_) return;
+  {
+    std::lock_guard<std::mutex> lock(MappingsMutex());
+    Mappings().erase(reinterpret_cast<uintptr_t>(data_));
+  }
+  ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 Result<std::string> ReadFileToString(const std::string& path) {

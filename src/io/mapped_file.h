@@ -33,6 +33,12 @@ class MappedFile {
   std::string copy_;  // used when the file cannot be mapped
 };
 
+// Drops this process's pages of [p, p + n) where that range lies in a file MappedFile mapped
+// (whole pages inside the range only); touched again, they are read back from the file. Memory
+// that is not a mapped file is left alone. Returns the bytes released. For weights that were
+// copied into another layout: their file pages then stop counting in the resident set.
+size_t ReleaseMappedPages(const void* p, size_t n);
+
 // Reads a whole file into a string (for small text files: JSON configs, tokenizer files).
 Result<std::string> ReadFileToString(const std::string& path);
 

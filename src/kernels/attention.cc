@@ -1,5 +1,7 @@
 #include "kernels/attention.h"
 
+#include <algorithm>
+
 #include "base/check.h"
 #include "kernels/attention_impl.h"
 #include "kernels/convert.h"
@@ -48,6 +50,18 @@ void Attention(const float* q, const KVRows& kv, int64_t n_tokens, int64_t start
                const AttentionShape& s, float* out, ThreadPool* pool, Isa isa) {
   CHECK(s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0);
   CHECK(kv.dtype == DType::kF32 || kv.dtype == DType::kF16 || kv.dtype == DType::kBF16);
+  if (isa >= Isa::kAvx512 && n_tokens > 1 && avx512::HasAttentionBlock(s)) {
+    // Blocks of tokens per kv head (keys and values converted once per block), last block first.
+    const int64_t nb = avx512::kAttentionBlock, blocks = (n_tokens + nb - 1) / nb;
+    ParallelFor(pool, static_cast<size_t>(blocks * s.n_kv_heads), [&](size_t i, int) {
+      const int64_t item = blocks * s.n_kv_heads - 1 - static_cast<int64_t>(i);
+      const int64_t t0 = item / s.n_kv_heads * nb;
+      avx512::AttentionBlock(q, kv, start_pos, s, out, t0,
+                             static_cast<int>(std::min(nb, n_tokens - t0)),
+                             static_cast<int>(item % s.n_kv_heads));
+    });
+    return;
+  }
   const AttentionRangeFn range = GetAttentionRange(isa);
   const size_t n_items = static_cast<size_t>(n_tokens) * s.n_kv_heads;
   // Later tokens attend to more keys: hand items out one by one, last token first.

@@ -66,6 +66,14 @@ void AttentionRange(const float* q, const KVRows& kv, int64_t start_pos, const A
 namespace avx512 {
 void AttentionRange(const float* q, const KVRows& kv, int64_t start_pos, const AttentionShape& s,
                     float* out, size_t item_begin, size_t item_end);
-}
+// Prefill: tokens [t0, t0 + nt) (nt <= kAttentionBlock) of kv head kvh at once, each key and
+// value tile converted once for all of them; every token's result is the same bits as
+// AttentionRange's item for it. Shapes with HasAttentionBlock only (head_dim a multiple of 16, at
+// most 128).
+inline constexpr int kAttentionBlock = 16;
+bool HasAttentionBlock(const AttentionShape& s);
+void AttentionBlock(const float* q, const KVRows& kv, int64_t start_pos, const AttentionShape& s,
+                    float* out, int64_t t0, int nt, int kvh);
+}  // namespace avx512
 
 }  // namespace herd::kernels

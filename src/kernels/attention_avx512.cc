@@ -34,108 +34,149 @@ inline __m512 Load16(const BF16Elem* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-template <typename T>
-void RangeHeads(const float* q, const KVRows& kv, int64_t start_pos, const AttentionShape& s,
-                float* out, size_t item_begin, size_t item_end, int g0, int group) {
-  const int heads_per_kv = s.n_heads / s.n_kv_heads, d = s.head_dim, chunks = d / 16;
+// Tokens [t0, t0 + nt) (nt <= kAttentionBlock) of kv head kvh, query heads [g0, g0 + group): each
+// tile's keys and values are converted once for all nt x group query rows. A row's arithmetic
+// does not depend on the other rows (its scores, maximum, sums and value FMAs are over its own
+// keys, in key order), so a token gives the same bits alone or in a block.
+template <typename T, int kChunks>
+void BlockHeads(const float* q, const KVRows& kv, int64_t start_pos, const AttentionShape& s,
+                float* out, int64_t t0, int nt, int kvh, int g0, int group) {
+  const int heads_per_kv = s.n_heads / s.n_kv_heads, d = kChunks * 16, chunks = kChunks;
   const int64_t q_stride = int64_t{s.n_heads} * d;
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
   const T* k = static_cast<const T*>(kv.k);
   const T* v = static_cast<const T*>(kv.v);
   alignas(64) float kt[kMaxDim * kTile];  // kt[i * kTile + j]: dimension i of the tile's key j
   alignas(64) float vt[kTile * kMaxDim];  // vt[j * d + i]: the tile's value j
-  alignas(64) float scores[kMaxGroup][kTile];
-  for (size_t item = item_begin; item < item_end; ++item) {
-    const int64_t t = static_cast<int64_t>(item) / s.n_kv_heads;
-    const int kvh = static_cast<int>(item % s.n_kv_heads);
-    const int64_t n_keys = start_pos + t + 1;
-    const int64_t first_head = int64_t{kvh} * heads_per_kv + g0;
-    const float* qg = q + t * q_stride + first_head * d;
-    float* og = out + t * q_stride + first_head * d;
-    float max[kMaxGroup], sum[kMaxGroup];
-    for (int g = 0; g < group; ++g) max[g] = -INFINITY, sum[g] = 0;
+  alignas(64) float scores[kTile];
+  const int64_t first_head = int64_t{kvh} * heads_per_kv + g0;
+  float max[kAttentionBlock][kMaxGroup], sum[kAttentionBlock][kMaxGroup];
+  for (int r = 0; r < nt; ++r) {
+    for (int g = 0; g < group; ++g) max[r][g] = -INFINITY, sum[r][g] = 0;
+    float* og = out + (t0 + r) * q_stride + first_head * d;
     std::fill(og, og + int64_t{group} * d, 0.0f);
-    for (int64_t j0 = 0; j0 < n_keys; j0 += kTile) {
-      const int n = static_cast<int>(std::min<int64_t>(kTile, n_keys - j0));
-      const int key_blocks = (n + 15) / 16;
-      // Keys, transposed 16 x 16 at a time (keys past n are zeros).
-      for (int jb = 0; jb < key_blocks; ++jb) {
-        for (int c = 0; c < chunks; ++c) {
-          __m512 r[16];
-          for (int j = 0; j < 16; ++j) {
-            const int64_t key = j0 + jb * 16 + j;
-            r[j] = jb * 16 + j < n ? Load16(k + key * kv.stride + int64_t{kvh} * d + c * 16)
-                                   : _mm512_setzero_ps();
-          }
-          Transpose16(r);
-          for (int i = 0; i < 16; ++i) _mm512_store_ps(kt + (c * 16 + i) * kTile + jb * 16, r[i]);
+  }
+  const int64_t keys_end = start_pos + t0 + nt;  // the last token's keys
+  for (int64_t j0 = 0; j0 < keys_end; j0 += kTile) {
+    const int n_all = static_cast<int>(std::min<int64_t>(kTile, keys_end - j0));
+    const int key_blocks = (n_all + 15) / 16;
+    // Keys, transposed 16 x 16 at a time (keys past the tile's end are zeros).
+    for (int jb = 0; jb < key_blocks; ++jb) {
+      for (int c = 0; c < chunks; ++c) {
+        __m512 r[16];
+        for (int j = 0; j < 16; ++j) {
+          const int64_t key = j0 + jb * 16 + j;
+          r[j] = jb * 16 + j < n_all ? Load16(k + key * kv.stride + int64_t{kvh} * d + c * 16)
+                                     : _mm512_setzero_ps();
         }
-      }
-      // Scores, 16 keys per register.
-      for (int g = 0; g < group; ++g) {
-        const float* qh = qg + g * d;
-        for (int jb = 0; jb < key_blocks; ++jb) {
-          __m512 acc = _mm512_setzero_ps();
-          for (int i = 0; i < d; ++i)
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(qh[i]), _mm512_load_ps(kt + i * kTile + jb * 16),
-                                  acc);
-          _mm512_store_ps(scores[g] + jb * 16, _mm512_mul_ps(acc, _mm512_set1_ps(scale)));
-        }
-      }
-      // Values, converted once for the group.
-      for (int j = 0; j < n; ++j) {
-        const T* vj = v + (j0 + j) * kv.stride + int64_t{kvh} * d;
-        for (int c = 0; c < chunks; ++c) _mm512_store_ps(vt + j * d + c * 16, Load16(vj + c * 16));
-      }
-      for (int g = 0; g < group; ++g) {
-        float tile_max = -INFINITY;
-        for (int j = 0; j < n; ++j) tile_max = std::max(tile_max, scores[g][j]);
-        float* oh = og + g * d;
-        if (tile_max > max[g]) {  // rescale what was summed under the old maximum
-          const float cr = max[g] == -INFINITY ? 0.0f : std::exp(max[g] - tile_max);
-          sum[g] *= cr;
-          for (int i = 0; i < d; ++i) oh[i] *= cr;
-          max[g] = tile_max;
-        }
-        sum[g] += static_cast<float>(ExpShiftSum(scores[g], n, max[g], scores[g]));
-        for (int c = 0; c < chunks; ++c) {
-          __m512 acc = _mm512_loadu_ps(oh + c * 16);
-          for (int j = 0; j < n; ++j)
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(scores[g][j]), _mm512_load_ps(vt + j * d + c * 16),
-                                  acc);
-          _mm512_storeu_ps(oh + c * 16, acc);
-        }
+        Transpose16(r);
+        for (int i = 0; i < 16; ++i) _mm512_store_ps(kt + (c * 16 + i) * kTile + jb * 16, r[i]);
       }
     }
+    // Values, converted once for the block.
+    for (int j = 0; j < n_all; ++j) {
+      const T* vj = v + (j0 + j) * kv.stride + int64_t{kvh} * d;
+      for (int c = 0; c < chunks; ++c) _mm512_store_ps(vt + j * d + c * 16, Load16(vj + c * 16));
+    }
+    for (int r = 0; r < nt; ++r) {
+      const int64_t n_keys = start_pos + t0 + r + 1;
+      if (j0 >= n_keys) continue;  // the tile is past this token's keys
+      const int n = static_cast<int>(std::min<int64_t>(kTile, n_keys - j0));
+      const int blocks = (n + 15) / 16;
+      const float* qg = q + (t0 + r) * q_stride + first_head * d;
+      float* og = out + (t0 + r) * q_stride + first_head * d;
+      for (int g = 0; g < group; ++g) {
+        const float* qh = qg + g * d;
+        // Scores, 16 keys per register (keys past n in the last block are not used); the key
+        // blocks' FMA chains are interleaved (each score's own chain runs over i in order).
+        __m512 acc[kTile / 16];
+        for (int jb = 0; jb < kTile / 16; ++jb) acc[jb] = _mm512_setzero_ps();
+        for (int i = 0; i < d; ++i) {
+          const __m512 qi = _mm512_set1_ps(qh[i]);
+          const float* ki = kt + i * kTile;
+          for (int jb = 0; jb < kTile / 16; ++jb) {
+            if (jb < blocks) acc[jb] = _mm512_fmadd_ps(qi, _mm512_load_ps(ki + jb * 16), acc[jb]);
+          }
+        }
+        for (int jb = 0; jb < blocks; ++jb)
+          _mm512_store_ps(scores + jb * 16, _mm512_mul_ps(acc[jb], _mm512_set1_ps(scale)));
+        float tile_max = -INFINITY;
+        for (int j = 0; j < n; ++j) tile_max = std::max(tile_max, scores[j]);
+        float* oh = og + g * d;
+        if (tile_max > max[r][g]) {  // rescale what was summed under the old maximum
+          const float cr = max[r][g] == -INFINITY ? 0.0f : std::exp(max[r][g] - tile_max);
+          sum[r][g] *= cr;
+          for (int i = 0; i < d; ++i) oh[i] *= cr;
+          max[r][g] = tile_max;
+        }
+        sum[r][g] += static_cast<float>(ExpShiftSum(scores, n, max[r][g], scores));
+        // Weighted values: the chunks' FMA chains interleaved (each over j in order).
+        __m512 out_acc[kChunks];
+        for (int c = 0; c < kChunks; ++c) out_acc[c] = _mm512_loadu_ps(oh + c * 16);
+        for (int j = 0; j < n; ++j) {
+          const __m512 pj = _mm512_set1_ps(scores[j]);
+          for (int c = 0; c < kChunks; ++c)
+            out_acc[c] = _mm512_fmadd_ps(pj, _mm512_load_ps(vt + j * d + c * 16), out_acc[c]);
+        }
+        for (int c = 0; c < kChunks; ++c) _mm512_storeu_ps(oh + c * 16, out_acc[c]);
+      }
+    }
+  }
+  for (int r = 0; r < nt; ++r) {
+    float* og = out + (t0 + r) * q_stride + first_head * d;
     for (int g = 0; g < group; ++g) {
-      const float inv = sum[g] > 0 ? 1.0f / sum[g] : 0.0f;
+      const float inv = sum[r][g] > 0 ? 1.0f / sum[r][g] : 0.0f;
       for (int i = 0; i < d; ++i) og[g * d + i] *= inv;
     }
   }
 }
 
-template <typename T>
-void Range(const float* q, const KVRows& kv, int64_t start_pos, const AttentionShape& s, float* out,
-           size_t item_begin, size_t item_end) {
+template <typename T, int kChunks>
+void BlockChunks(const float* q, const KVRows& kv, int64_t start_pos, const AttentionShape& s,
+                 float* out, int64_t t0, int nt, int kvh) {
   const int heads_per_kv = s.n_heads / s.n_kv_heads;
   for (int g0 = 0; g0 < heads_per_kv; g0 += kMaxGroup)
-    RangeHeads<T>(q, kv, start_pos, s, out, item_begin, item_end, g0,
-                  std::min(kMaxGroup, heads_per_kv - g0));
+    BlockHeads<T, kChunks>(q, kv, start_pos, s, out, t0, nt, kvh, g0,
+                           std::min(kMaxGroup, heads_per_kv - g0));
+}
+
+// Head dims 16 .. 128 (HasAttentionBlock), one instantiation per 16-float chunk count.
+template <typename T>
+void Block(const float* q, const KVRows& kv, int64_t start_pos, const AttentionShape& s, float* out,
+           int64_t t0, int nt, int kvh) {
+  using Fn = void (*)(const float*, const KVRows&, int64_t, const AttentionShape&, float*, int64_t,
+                      int, int);
+  static constexpr Fn kByChunks[] = {BlockChunks<T, 1>, BlockChunks<T, 2>, BlockChunks<T, 3>,
+                                     BlockChunks<T, 4>, BlockChunks<T, 5>, BlockChunks<T, 6>,
+                                     BlockChunks<T, 7>, BlockChunks<T, 8>};
+  kByChunks[s.head_dim / 16 - 1](q, kv, start_pos, s, out, t0, nt, kvh);
 }
 
 }  // namespace
 
-void AttentionRange(const float* q, const KVRows& kv, int64_t start_pos, const AttentionShape& s,
-                    float* out, size_t item_begin, size_t item_end) {
-  if (s.head_dim % 16 != 0 || s.head_dim > kMaxDim)
-    return avx2::AttentionRange(q, kv, start_pos, s, out, item_begin, item_end);
+bool HasAttentionBlock(const AttentionShape& s) {
+  return s.head_dim % 16 == 0 && s.head_dim <= kMaxDim;
+}
+
+void AttentionBlock(const float* q, const KVRows& kv, int64_t start_pos, const AttentionShape& s,
+                    float* out, int64_t t0, int nt, int kvh) {
   switch (kv.dtype) {
     case DType::kF16:
-      return Range<F16Elem>(q, kv, start_pos, s, out, item_begin, item_end);
+      return Block<F16Elem>(q, kv, start_pos, s, out, t0, nt, kvh);
     case DType::kBF16:
-      return Range<BF16Elem>(q, kv, start_pos, s, out, item_begin, item_end);
+      return Block<BF16Elem>(q, kv, start_pos, s, out, t0, nt, kvh);
     default:
-      return Range<float>(q, kv, start_pos, s, out, item_begin, item_end);
+      return Block<float>(q, kv, start_pos, s, out, t0, nt, kvh);
+  }
+}
+
+void AttentionRange(const float* q, const KVRows& kv, int64_t start_pos, const AttentionShape& s,
+                    float* out, size_t item_begin, size_t item_end) {
+  if (!HasAttentionBlock(s))
+    return avx2::AttentionRange(q, kv, start_pos, s, out, item_begin, item_end);
+  for (size_t item = item_begin; item < item_end; ++item) {
+    AttentionBlock(q, kv, start_pos, s, out, static_cast<int64_t>(item) / s.n_kv_heads, 1,
+                   static_cast<int>(item % s.n_kv_heads));
   }
 }
 

@@ -3,7 +3,8 @@
 // formats), then every (weight row, token) pair is one kernel call. Rows are split over the pool's
 // threads; tokens are walked in tiles so a weight row is read from memory once per tile of tokens,
 // not once per token. Float weights (f32, bf16, f16: training, and models served as stored) go
-// through the blocked GEMM of kernels/gemm.h instead. Either way a token's output row does not
+// through the blocked GEMM of kernels/gemm.h instead, and block-quantised weights that inference
+// repacked (MatView::packed: q8_0, q4_0, q4_K, q6_K) through the integer GEMM of kernels/qgemm.h. Either way a token's output row does not
 // depend on the other tokens of the call (batched and unbatched inference agree bit for bit).
 #pragma once
 
@@ -16,12 +17,17 @@
 
 namespace herd::kernels {
 
-// A row-major matrix in a storage dtype: rows x cols, row r at data + r * row_bytes.
+struct PackedMat;
+
+// A row-major matrix in a storage dtype: rows x cols, row r at data + r * row_bytes. `packed`,
+// when set, is the same matrix repacked for the integer GEMM (kernels/qgemm.h), which matmuls
+// then use instead of the rows.
 struct MatView {
   DType dtype = DType::kF32;
   int64_t rows = 0, cols = 0;
   const uint8_t* data = nullptr;
   uint64_t row_bytes = 0;
+  const PackedMat* packed = nullptr;
   const uint8_t* row(int64_t r) const { return data + r * row_bytes; }
 };
 

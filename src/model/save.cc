@@ -87,7 +87,7 @@ Result<std::vector<OutTensor>> Prepare(const LlamaConfig& c, const LlamaWeights&
       t.owned = Convert(w, to, o.pool);
     }
     if (scheme == NamingScheme::kHf && (id.role == TensorRole::kWq || id.role == TensorRole::kWk)) {
-      Weight src{to, w.shape, t.owned ? t.owned->data() : w.data};
+      Weight src{to, w.shape, t.owned ? t.owned->data() : w.data, nullptr};
       t.owned = std::make_shared<std::vector<uint8_t>>(
           PermuteRowsMetaToHf(src, id.role == TensorRole::kWq ? c.n_heads : c.n_kv_heads));
     }

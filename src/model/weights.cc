@@ -1,8 +1,11 @@
 #include "model/weights.h"
 
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include "base/check.h"
+#include "io/mapped_file.h"
 
 namespace herd {
 
@@ -10,6 +13,22 @@ uint64_t LlamaWeights::TotalBytes() const {
   uint64_t total = 0;
   ForEachTensor(*this, [&](TensorId, const Weight& w) { total += w.n_bytes(); });
   return total;
+}
+
+uint64_t PackForInference(LlamaWeights* w, ThreadPool* pool) {
+  const char* env = std::getenv("HERD_PACK");
+  if (env && std::string_view(env) == "0") return 0;
+  uint64_t packed = 0;
+  ForEachTensor(*w, [&](TensorId id, Weight& t) {
+    if (id.role == TensorRole::kTokEmbedding || t.shape.size() != 2 || t.packed ||
+        !kernels::CanPack(t.dtype)) {
+      return;
+    }
+    t.packed = std::make_shared<const kernels::PackedMat>(kernels::Pack(t.mat(), pool));
+    ReleaseMappedPages(t.data, t.n_bytes());
+    packed += t.n_bytes();
+  });
+  return packed;
 }
 
 std::vector<int64_t> ExpectedShape(const LlamaConfig& c, TensorRole role) {

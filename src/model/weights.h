@@ -16,6 +16,7 @@
 
 #include "base/dtype.h"
 #include "kernels/matmul.h"
+#include "kernels/qgemm.h"
 #include "model/config.h"
 #include "model/names.h"
 
@@ -25,12 +26,18 @@ struct Weight {
   DType dtype = DType::kF32;
   std::vector<int64_t> shape;  // PyTorch order: [rows, cols] or [n]
   const uint8_t* data = nullptr;
+  // The matrix repacked for the integer GEMM (PackForInference), if it was.
+  std::shared_ptr<const kernels::PackedMat> packed;
 
   int64_t rows() const { return shape.size() == 2 ? shape[0] : 1; }
   int64_t cols() const { return shape.empty() ? 0 : shape.back(); }
   int64_t numel() const { return rows() * cols(); }
   uint64_t n_bytes() const { return *BytesFor(dtype, static_cast<uint64_t>(numel())); }
-  kernels::MatView mat() const { return kernels::MakeMatView(dtype, rows(), cols(), data); }
+  kernels::MatView mat() const {
+    kernels::MatView v = kernels::MakeMatView(dtype, rows(), cols(), data);
+    v.packed = packed.get();
+    return v;
+  }
   const float* f32() const { return reinterpret_cast<const float*>(data); }
 };
 
@@ -58,6 +65,13 @@ struct LlamaWeights {
   // Total bytes of distinct tensors (a tied output counts once).
   uint64_t TotalBytes() const;
 };
+
+// Repacks the block-quantised matrices that kernels/qgemm.h multiplies (q8_0, q4_0, q4_K, q6_K)
+// for inference, and releases the file pages of the originals, which inference then no longer
+// reads. The token embedding stays as it is (rows are looked up), and so does a tied output (a
+// packed copy would cost the embedding's size again). $HERD_PACK=0 turns packing off. Returns
+// the bytes packed.
+uint64_t PackForInference(LlamaWeights* w, ThreadPool* pool);
 
 // The shape a config gives each tensor (PyTorch order).
 std::vector<int64_t> ExpectedShape(const LlamaConfig& config, TensorRole role);

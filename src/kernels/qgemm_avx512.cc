@@ -1,0 +1,243 @@
+// AVX-512 VNNI kernels for qgemm.h (this file alone is compiled with -mavx512vnni, and only
+// called after CPUID reports AVX-512 F+BW+VL and VNNI). One 512-bit register is a 16-row group's
+// line: 4 consecutive elements of each row; vpdpbusd multiplies it by 4 activation bytes that the
+// instruction broadcasts from memory, adding the 4 products of each row into that row's int32
+// lane. The integer sums are exact and the float steps are the scalar reference's, one per block
+// and row, in block order (qgemm.h), so the results equal the scalar kernels' bit for bit.
+
+#include <cstring>
+
+#include "kernels/immintrin_avx512.h"
+#include "kernels/qdot.h"
+#include "kernels/qgemm.h"
+
+namespace herd::kernels::avx512 {
+
+namespace {
+
+inline __m512i Bcast(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+inline __m512i Line(const uint8_t* p) { return _mm512_load_si512(p); }
+
+// The 16 f16 scales at p as floats.
+inline __m512 Scales16(const uint8_t* p) {
+  return _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+inline void Prefetch(const uint8_t* p) {
+  _mm_prefetch(reinterpret_cast<const char*>(p + kDecodePrefetchBytes), _MM_HINT_T0);
+}
+
+// q8_0 (kQ8) and q4_0: per block, the 8 lines of weights (q4_0's 4 lines split into low and high
+// nibbles: elements 0..15 and 16..31) are reused for the N tokens.
+template <bool kQ8, int N>
+void Blocks32N(const uint8_t* group, const QActs& a, int64_t t0, float* out, int64_t ldo) {
+  const int64_t blocks = a.blocks;
+  constexpr int64_t kBlockBytes = kQ8 ? 512 : 256;
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  __m512 acc[N];
+  for (int i = 0; i < N; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* wb = Block32Lines(group, b, kBlockBytes);
+    __m512i w[8];
+    if constexpr (kQ8) {
+      for (int j = 0; j < 8; ++j) {
+        Prefetch(wb + 64 * j);
+        w[j] = Line(wb + 64 * j);
+      }
+    } else {
+      for (int j = 0; j < 4; ++j) {
+        Prefetch(wb + 64 * j);
+        const __m512i v = Line(wb + 64 * j);
+        w[j] = _mm512_and_si512(v, low4);
+        w[4 + j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+      }
+    }
+    const __m512 dw = Scales16(Block32Scales(group, b, kBlockBytes));
+    for (int i = 0; i < N; ++i) {
+      const int64_t t = t0 + i;
+      const auto* q = reinterpret_cast<const int8_t*>(a.q + t * a.row_bytes + b * kQ8_0Bytes + 2);
+      // Independent partial sums (exact, in any order) shorten the dependency chain, which
+      // matters when few tokens share the weights.
+      constexpr int kChains = N < 4 ? 4 : 1;
+      __m512i s[kChains];
+      s[0] = _mm512_set1_epi32(a.sum[(t * blocks + b) * 2 + (kQ8 ? 0 : 1)]);
+      for (int c = 1; c < kChains; ++c) s[c] = _mm512_setzero_si512();
+      for (int j = 0; j < 8; ++j) {
+        s[j % kChains] = _mm512_dpbusd_epi32(s[j % kChains], w[j], Bcast(q + 4 * j));
+      }
+      for (int c = 1; c < kChains; ++c) s[0] = _mm512_add_epi32(s[0], s[c]);
+      const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(a.scale[t * blocks + b]));
+      acc[i] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(s[0]), acc[i]);
+    }
+  }
+  for (int i = 0; i < N; ++i) _mm512_storeu_ps(out + i * ldo, acc[i]);
+}
+
+// q4_K: per 256-block, sub-blocks 2c and 2c + 1 share lines (low and high nibbles); their int32
+// sums are scaled by the rows' 6-bit scales in int32, the mins' term comes from vpdpwssd of the
+// rows' mins (int16 pairs) by the activation's 32-element sums (int16 pairs).
+template <int N>
+void Q4KN(const uint8_t* group, const QActs& a, int64_t t0, float* out, int64_t ldo) {
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  __m512 acc[N];
+  for (int i = 0; i < N; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < a.blocks; ++b) {
+    const uint8_t* o = group + b * kQ4KPackedBytes;
+    const int8_t* q[N];
+    for (int i = 0; i < N; ++i) {
+      q[i] = reinterpret_cast<const int8_t*>(a.q + (t0 + i) * a.row_bytes + b * kQ8_KBytes + 4);
+    }
+    __m512i sumi[N];
+    for (int i = 0; i < N; ++i) sumi[i] = _mm512_setzero_si512();
+    for (int c = 0; c < 4; ++c) {
+      __m512i lo_sum[N], hi_sum[N];
+      for (int i = 0; i < N; ++i) lo_sum[i] = hi_sum[i] = _mm512_setzero_si512();
+      for (int j = 0; j < 8; ++j) {
+        const uint8_t* line = o + 320 + (8 * c + j) * 64;
+        Prefetch(line);
+        const __m512i v = Line(line);
+        const __m512i lo = _mm512_and_si512(v, low4);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+        for (int i = 0; i < N; ++i) {
+          lo_sum[i] = _mm512_dpbusd_epi32(lo_sum[i], lo, Bcast(q[i] + 64 * c + 4 * j));
+          hi_sum[i] = _mm512_dpbusd_epi32(hi_sum[i], hi, Bcast(q[i] + 64 * c + 32 + 4 * j));
+        }
+      }
+      const __m512i sc_lo = _mm512_cvtepu8_epi32(
+          _mm_load_si128(reinterpret_cast<const __m128i*>(o + 64 + (2 * c) * 16)));
+      const __m512i sc_hi = _mm512_cvtepu8_epi32(
+          _mm_load_si128(reinterpret_cast<const __m128i*>(o + 64 + (2 * c + 1) * 16)));
+      for (int i = 0; i < N; ++i) {
+        sumi[i] = _mm512_add_epi32(sumi[i], _mm512_add_epi32(_mm512_mullo_epi32(lo_sum[i], sc_lo),
+                                                             _mm512_mullo_epi32(hi_sum[i], sc_hi)));
+      }
+    }
+    __m512i mins[4];
+    for (int p = 0; p < 4; ++p) {
+      mins[p] = _mm512_cvtepu8_epi16(
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(o + 192 + p * 32)));
+    }
+    const __m512 d = Scales16(o), dmin = Scales16(o + 32);
+    for (int i = 0; i < N; ++i) {
+      const int64_t t = t0 + i;
+      const int32_t* side = a.sum + (t * a.blocks + b) * 20;
+      __m512i summ = _mm512_setzero_si512();
+      for (int p = 0; p < 4; ++p)
+        summ = _mm512_dpwssd_epi32(summ, mins[p], _mm512_set1_epi32(side[p]));
+      const __m512 da = _mm512_set1_ps(a.scale[t * a.blocks + b]);
+      acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(d, da), _mm512_cvtepi32_ps(sumi[i]), acc[i]);
+      acc[i] = _mm512_fnmadd_ps(_mm512_mul_ps(dmin, da), _mm512_cvtepi32_ps(summ), acc[i]);
+    }
+  }
+  for (int i = 0; i < N; ++i) _mm512_storeu_ps(out + i * ldo, acc[i]);
+}
+
+// q6_K: per pair of 16-element sub-blocks, 4 lines of low 4 bits and 2 of high 2 bits; a
+// sub-block's sum starts at -32 * (its activation sum), so it is sum (q - 32) * q_a, then is
+// scaled by the rows' int8 scales in int32.
+template <int N>
+void Q6KN(const uint8_t* group, const QActs& a, int64_t t0, float* out, int64_t ldo) {
+  const __m512i low4 = _mm512_set1_epi8(0x0F), two = _mm512_set1_epi8(0x30);
+  __m512 acc[N];
+  for (int i = 0; i < N; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < a.blocks; ++b) {
+    const uint8_t* o = group + b * kQ6KPackedBytes;
+    const int8_t* q[N];
+    const int32_t* side[N];
+    for (int i = 0; i < N; ++i) {
+      q[i] = reinterpret_cast<const int8_t*>(a.q + (t0 + i) * a.row_bytes + b * kQ8_KBytes + 4);
+      side[i] = a.sum + ((t0 + i) * a.blocks + b) * 20 + 4;
+    }
+    __m512i sumi[N];
+    for (int i = 0; i < N; ++i) sumi[i] = _mm512_setzero_si512();
+    for (int p = 0; p < 8; ++p) {
+      const uint8_t* pair = o + 320 + p * 384;
+      const int s0 = 2 * p, s1 = 2 * p + 1;
+      __m512i sum0[N], sum1[N];
+      for (int i = 0; i < N; ++i) {
+        sum0[i] = _mm512_set1_epi32(-32 * side[i][s0]);
+        sum1[i] = _mm512_set1_epi32(-32 * side[i][s1]);
+      }
+      Prefetch(pair + 256);
+      const __m512i h0 = Line(pair + 256), h1 = Line(pair + 320);
+      for (int l = 0; l < 4; ++l) {
+        Prefetch(pair + 64 * l);
+        const __m512i v = Line(pair + 64 * l);
+        // High bits 2l, 2l + 1 moved to bits 4, 5 (shifts in 16-bit lanes; the mask drops what
+        // crossed from the neighbouring byte).
+        const int shift = 4 - 2 * l;
+        const __m512i b0 =
+            shift >= 0 ? _mm512_slli_epi16(h0, shift) : _mm512_srli_epi16(h0, -shift);
+        const __m512i b1 =
+            shift >= 0 ? _mm512_slli_epi16(h1, shift) : _mm512_srli_epi16(h1, -shift);
+        const __m512i w0 = _mm512_or_si512(_mm512_and_si512(v, low4), _mm512_and_si512(b0, two));
+        const __m512i w1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), low4),
+                                           _mm512_and_si512(b1, two));
+        for (int i = 0; i < N; ++i) {
+          sum0[i] = _mm512_dpbusd_epi32(sum0[i], w0, Bcast(q[i] + 16 * s0 + 4 * l));
+          sum1[i] = _mm512_dpbusd_epi32(sum1[i], w1, Bcast(q[i] + 16 * s1 + 4 * l));
+        }
+      }
+      const __m512i sc0 =
+          _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(o + 32 + s0 * 16)));
+      const __m512i sc1 =
+          _mm512_cvtepi8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(o + 32 + s1 * 16)));
+      for (int i = 0; i < N; ++i) {
+        sumi[i] = _mm512_add_epi32(sumi[i], _mm512_add_epi32(_mm512_mullo_epi32(sum0[i], sc0),
+                                                             _mm512_mullo_epi32(sum1[i], sc1)));
+      }
+    }
+    const __m512 d = Scales16(o);
+    for (int i = 0; i < N; ++i) {
+      const __m512 dd = _mm512_mul_ps(d, _mm512_set1_ps(a.scale[(t0 + i) * a.blocks + b]));
+      acc[i] = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(sumi[i]), acc[i]);
+    }
+  }
+  for (int i = 0; i < N; ++i) _mm512_storeu_ps(out + i * ldo, acc[i]);
+}
+
+using TileFn = void (*)(const uint8_t*, const QActs&, int64_t, float*, int64_t);
+
+// n tokens in calls of at most kMax (kernel K<m> for m tokens: batched decode of a few sequences
+// reads each weight line once for all of them).
+template <int kMax, const TileFn* kTable>
+void Tiles(const uint8_t* group, const QActs& a, int64_t t0, int n, float* out, int64_t ldo) {
+  for (int i = 0; i < n;) {
+    const int m = n - i < kMax ? n - i : kMax;
+    kTable[m - 1](group, a, t0 + i, out + i * ldo, ldo);
+    i += m;
+  }
+}
+
+constexpr TileFn kQ8_0Fns[] = {Blocks32N<true, 1>, Blocks32N<true, 2>, Blocks32N<true, 3>,
+                               Blocks32N<true, 4>, Blocks32N<true, 5>, Blocks32N<true, 6>,
+                               Blocks32N<true, 7>, Blocks32N<true, 8>};
+constexpr TileFn kQ4_0Fns[] = {Blocks32N<false, 1>, Blocks32N<false, 2>, Blocks32N<false, 3>,
+                               Blocks32N<false, 4>, Blocks32N<false, 5>, Blocks32N<false, 6>,
+                               Blocks32N<false, 7>, Blocks32N<false, 8>};
+constexpr TileFn kQ4KFns[] = {Q4KN<1>, Q4KN<2>, Q4KN<3>, Q4KN<4>, Q4KN<5>, Q4KN<6>};
+constexpr TileFn kQ6KFns[] = {Q6KN<1>, Q6KN<2>, Q6KN<3>, Q6KN<4>, Q6KN<5>};
+
+}  // namespace
+
+QGemmKernel GetQGemmKernel(DType t) {
+  switch (t) {
+    case DType::kQ8_0:
+      return {Tiles<8, kQ8_0Fns>, 8};
+    case DType::kQ4_0:
+      return {Tiles<8, kQ4_0Fns>, 8};
+    case DType::kQ4_K:
+      return {Tiles<6, kQ4KFns>, 6};
+    case DType::kQ6_K:
+      return {Tiles<5, kQ6KFns>, 5};
+    default:
+      return {};
+  }
+}
+
+}  // namespace herd::kernels::avx512
