@@ -4,8 +4,9 @@
 // threads; tokens are walked in tiles so a weight row is read from memory once per tile of tokens,
 // not once per token. Float weights (f32, bf16, f16: training, and models served as stored) go
 // through the blocked GEMM of kernels/gemm.h instead, and block-quantised weights that inference
-// repacked (MatView::packed: q8_0, q4_0, q4_K, q6_K) through the integer GEMM of kernels/qgemm.h. Either way a token's output row does not
-// depend on the other tokens of the call (batched and unbatched inference agree bit for bit).
+// repacked (MatView::packed: q8_0, q4_0, q4_K, q6_K) through the integer GEMM of kernels/qgemm.h.
+// Either way a token's output row does not depend on the other tokens of the call (batched and
+// unbatched inference agree bit for bit).
 #pragma once
 
 #include <cstdint>
