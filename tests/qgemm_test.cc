@@ -89,6 +89,21 @@ TEST_P(QGemmTest, AgreesWithDotKernelsAndFloat64) {
   }
 }
 
+// Rows looked up in the packed copy (a packed token embedding) are the dequantised rows, exactly.
+TEST_P(QGemmTest, UnpackRowIsDequantizeRow) {
+  const Case c = GetParam();
+  const auto wq = Quantize(c.dtype, RandomVec(c.rows * c.cols, 5, 0.05f));
+  const auto wd = testing::Dequantize(c.dtype, wq, c.rows * c.cols);
+  MatView w = MakeMatView(c.dtype, c.rows, c.cols, wq.data());
+  const PackedMat packed = Pack(w, nullptr);
+  w.packed = &packed;
+  std::vector<float> row(c.cols);
+  for (int64_t r = 0; r < c.rows; ++r) {
+    GetRow(w, r, row.data());
+    ASSERT_EQ(std::memcmp(row.data(), wd.data() + r * c.cols, c.cols * 4), 0) << "row " << r;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Formats, QGemmTest,
                          ::testing::Values(Case{DType::kQ8_0, 37, 96}, Case{DType::kQ4_0, 37, 96},
                                            Case{DType::kQ8_0, 32, 512}, Case{DType::kQ4_0, 48, 512},

@@ -31,6 +31,7 @@ float Dot(const float* a, const float* b, int64_t n) {
 
 void GetRow(const MatView& w, int64_t r, float* out) {
   CHECK(r >= 0 && r < w.rows);
+  if (w.packed) return UnpackRow(*w.packed, r, out);
   DequantizeRow(w.dtype, w.row(r), w.cols, out);
 }
 

@@ -187,6 +187,66 @@ void ComputeSides(bool q8k, const uint8_t* q, uint64_t row_bytes, int64_t blocks
 
 }  // namespace
 
+void UnpackRow(const PackedMat& p, int64_t r, float* out) {
+  CHECK(r >= 0 && r < p.rows);
+  const uint8_t* group = p.group(r / kPackRows);
+  const int rr = static_cast<int>(r % kPackRows);
+  switch (p.dtype) {
+    case DType::kQ8_0:
+    case DType::kQ4_0: {
+      const bool q8 = p.dtype == DType::kQ8_0;
+      const uint64_t lines_bytes = q8 ? 512 : 256;
+      for (int64_t b = 0; b < p.cols / 32; ++b, out += 32) {
+        const float d = F16ToF32(Load16(Block32Scales(group, b, lines_bytes) + rr * 2));
+        const uint8_t* lines = Block32Lines(group, b, lines_bytes);
+        for (int e = 0; e < (q8 ? 32 : 16); ++e) {
+          const uint8_t byte = lines[(e / 4) * 64 + rr * 4 + e % 4];
+          if (q8) {
+            out[e] = d * static_cast<int8_t>(byte ^ 0x80);
+          } else {
+            out[e] = d * ((byte & 0x0f) - 8);
+            out[e + 16] = d * ((byte >> 4) - 8);
+          }
+        }
+      }
+      return;
+    }
+    case DType::kQ4_K:
+      for (int64_t b = 0; b < p.cols / 256; ++b) {
+        const uint8_t* o = group + b * kQ4KPackedBytes;
+        const float d = F16ToF32(Load16(o + rr * 2)), dmin = F16ToF32(Load16(o + 32 + rr * 2));
+        for (int s = 0; s < 8; ++s, out += 32) {
+          const float ds = d * o[64 + s * 16 + rr];
+          const float ms = dmin * o[192 + (s / 2) * 32 + rr * 2 + (s & 1)];
+          for (int e = 0; e < 32; ++e) {
+            const uint8_t byte = o[320 + ((s / 2) * 8 + e / 4) * 64 + rr * 4 + e % 4];
+            out[e] = ds * ((s & 1) ? byte >> 4 : byte & 15) - ms;
+          }
+        }
+      }
+      return;
+    case DType::kQ6_K:
+      for (int64_t b = 0; b < p.cols / 256; ++b) {
+        const uint8_t* o = group + b * kQ6KPackedBytes;
+        const float d = F16ToF32(Load16(o + rr * 2));
+        for (int s = 0; s < 16; ++s, out += 16) {
+          const uint8_t* pair = o + 320 + (s / 2) * 384;
+          const float ds = d * static_cast<int8_t>(o[32 + s * 16 + rr]);
+          for (int e = 0; e < 16; ++e) {
+            const int line = e / 4, k = e % 4;
+            const uint8_t lo = pair[line * 64 + rr * 4 + k];
+            const uint8_t hi = pair[256 + (s & 1) * 64 + rr * 4 + k];
+            const int level = ((s & 1) ? lo >> 4 : lo & 15) | ((hi >> (2 * line)) & 3) << 4;
+            out[e] = ds * (level - 32);
+          }
+        }
+      }
+      return;
+    default:
+      CHECK(false);
+  }
+}
+
 bool CanPack(DType t) {
   return t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ4_K || t == DType::kQ6_K;
 }

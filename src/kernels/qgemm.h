@@ -79,6 +79,10 @@ struct PackedMat {
   const uint8_t* group(int64_t g) const { return data + static_cast<uint64_t>(g) * group_bytes; }
 };
 
+// Row r of a packed matrix as floats: the same values as DequantizeRow of the original row (the
+// embedding lookup of a packed, tied token embedding).
+void UnpackRow(const PackedMat& p, int64_t r, float* out);
+
 // Whether weights of dtype t can be packed.
 bool CanPack(DType t);
 // The packed copy of w (CanPack(w.dtype)); groups are packed in parallel on pool (may be null).

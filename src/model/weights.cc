@@ -19,15 +19,13 @@ uint64_t PackForInference(LlamaWeights* w, ThreadPool* pool) {
   const char* env = std::getenv("HERD_PACK");
   if (env && std::string_view(env) == "0") return 0;
   uint64_t packed = 0;
-  ForEachTensor(*w, [&](TensorId id, Weight& t) {
-    if (id.role == TensorRole::kTokEmbedding || t.shape.size() != 2 || t.packed ||
-        !kernels::CanPack(t.dtype)) {
-      return;
-    }
+  ForEachTensor(*w, [&](TensorId, Weight& t) {
+    if (t.shape.size() != 2 || t.packed || !kernels::CanPack(t.dtype)) return;
     t.packed = std::make_shared<const kernels::PackedMat>(kernels::Pack(t.mat(), pool));
     ReleaseMappedPages(t.data, t.n_bytes());
     packed += t.n_bytes();
   });
+  if (w->tied) w->output.packed = w->tok_embeddings.packed;
   return packed;
 }
 

@@ -68,9 +68,8 @@ struct LlamaWeights {
 
 // Repacks the block-quantised matrices that kernels/qgemm.h multiplies (q8_0, q4_0, q4_K, q6_K)
 // for inference, and releases the file pages of the originals, which inference then no longer
-// reads. The token embedding stays as it is (rows are looked up), and so does a tied output (a
-// packed copy would cost the embedding's size again). $HERD_PACK=0 turns packing off. Returns
-// the bytes packed.
+// reads (the token embedding's rows are looked up in the packed copy, kernels::UnpackRow; a tied
+// output shares it). $HERD_PACK=0 turns packing off. Returns the bytes packed.
 uint64_t PackForInference(LlamaWeights* w, ThreadPool* pool);
 
 // The shape a config gives each tensor (PyTorch order).
