@@ -123,6 +123,10 @@ TEST(QGemmTest, ExtremeLevelsStayExact) {
   std::vector<float> wf(rows * cols), x(n * cols);
   for (size_t i = 0; i < wf.size(); ++i) wf[i] = (i % 3 == 0) ? -1.0f : 1.0f;
   for (size_t i = 0; i < x.size(); ++i) x[i] = (i % 5 == 0) ? 1.0f : -1.0f;
+  // Rows 8..15: every weight at the top level and every activation at 127, the largest sums.
+  for (int64_t r = 8; r < rows; ++r)
+    for (int64_t k = 0; k < cols; ++k) wf[r * cols + k] = k % 2 ? 2.0f : 1.0f;
+  for (int64_t k = 0; k < cols; ++k) x[k] = k % 2 ? 2.0f : 1.0f;
   for (DType t : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
     SCOPED_TRACE(std::string(Name(t)));
     const auto wq = Quantize(t, wf);

@@ -69,6 +69,16 @@ void MatMulShared(std::span<const MatMulOut> products, const float* x, int64_t n
   const int64_t cols = products[0].w.cols;
   const int threads = pool ? pool->size() : 1;
 
+  // Block-quantised weights that inference repacked go through kernels/qgemm.h.
+  auto is_packed = [](const MatMulOut& p) { return p.w.packed != nullptr; };
+  if (!FloatActivationsRequested() && std::any_of(products.begin(), products.end(), is_packed)) {
+    std::vector<MatMulOut> packed, rest;
+    for (const MatMulOut& p : products) (is_packed(p) ? packed : rest).push_back(p);
+    QGemmShared(packed, x, n_tokens, pool, isa);
+    if (!rest.empty()) MatMulShared(rest, x, n_tokens, pool, isa);
+    return;
+  }
+
   // Float weights (f32, bf16, f16) go through the blocked GEMM: the forward of training, and
   // models served as they are stored. (Quantised models skip this without allocating.)
   auto is_float = [](const MatMulOut& p) { return GemmTypeOf(p.w.dtype).has_value(); };
@@ -86,16 +96,6 @@ void MatMulShared(std::span<const MatMulOut> products, const float* x, int64_t n
       const StridedMat w_cols{p.w.data, 1, static_cast<int64_t>(p.w.row_bytes) / elem, *type};
       Gemm(n_tokens, p.w.rows, cols, x_rows, w_cols, p.out, p.w.rows, false, pool, isa);
     }
-    if (!rest.empty()) MatMulShared(rest, x, n_tokens, pool, isa);
-    return;
-  }
-
-  // Packed block-quantised weights go through the integer GEMM (kernels/qgemm.h).
-  auto is_packed = [](const MatMulOut& p) { return p.w.packed != nullptr; };
-  if (!FloatActivationsRequested() && std::any_of(products.begin(), products.end(), is_packed)) {
-    std::vector<MatMulOut> packed, rest;
-    for (const MatMulOut& p : products) (is_packed(p) ? packed : rest).push_back(p);
-    QGemmShared(packed, x, n_tokens, pool, isa);
     if (!rest.empty()) MatMulShared(rest, x, n_tokens, pool, isa);
     return;
   }

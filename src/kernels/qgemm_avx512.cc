@@ -95,26 +95,31 @@ void Q4KN(const uint8_t* group, const QActs& a, int64_t t0, float* out, int64_t 
     __m512i sumi[N];
     for (int i = 0; i < N; ++i) sumi[i] = _mm512_setzero_si512();
     for (int c = 0; c < 4; ++c) {
-      __m512i lo_sum[N], hi_sum[N];
-      for (int i = 0; i < N; ++i) lo_sum[i] = hi_sum[i] = _mm512_setzero_si512();
-      for (int j = 0; j < 8; ++j) {
-        const uint8_t* line = o + 320 + (8 * c + j) * 64;
-        Prefetch(line);
-        const __m512i v = Line(line);
-        const __m512i lo = _mm512_and_si512(v, low4);
-        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-        for (int i = 0; i < N; ++i) {
-          lo_sum[i] = _mm512_dpbusd_epi32(lo_sum[i], lo, Bcast(q[i] + 64 * c + 4 * j));
-          hi_sum[i] = _mm512_dpbusd_epi32(hi_sum[i], hi, Bcast(q[i] + 64 * c + 32 + 4 * j));
-        }
-      }
+      // Each row's 6-bit scale as an int16 pair (sc, 0): vpdpwssd of a half sub-block's sum (16
+      // elements, |sum| <= 16 * 15 * 128 < 2^15, so its int32 lane is a sign-extended int16)
+      // adds sc * sum exactly, in one instruction instead of vpmulld + vpaddd.
       const __m512i sc_lo = _mm512_cvtepu8_epi32(
           _mm_load_si128(reinterpret_cast<const __m128i*>(o + 64 + (2 * c) * 16)));
       const __m512i sc_hi = _mm512_cvtepu8_epi32(
           _mm_load_si128(reinterpret_cast<const __m128i*>(o + 64 + (2 * c + 1) * 16)));
-      for (int i = 0; i < N; ++i) {
-        sumi[i] = _mm512_add_epi32(sumi[i], _mm512_add_epi32(_mm512_mullo_epi32(lo_sum[i], sc_lo),
-                                                             _mm512_mullo_epi32(hi_sum[i], sc_hi)));
+      for (int half = 0; half < 2; ++half) {
+        __m512i lo_sum[N], hi_sum[N];
+        for (int i = 0; i < N; ++i) lo_sum[i] = hi_sum[i] = _mm512_setzero_si512();
+        for (int j = 4 * half; j < 4 * half + 4; ++j) {
+          const uint8_t* line = o + 320 + (8 * c + j) * 64;
+          Prefetch(line);
+          const __m512i v = Line(line);
+          const __m512i lo = _mm512_and_si512(v, low4);
+          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+          for (int i = 0; i < N; ++i) {
+            lo_sum[i] = _mm512_dpbusd_epi32(lo_sum[i], lo, Bcast(q[i] + 64 * c + 4 * j));
+            hi_sum[i] = _mm512_dpbusd_epi32(hi_sum[i], hi, Bcast(q[i] + 64 * c + 32 + 4 * j));
+          }
+        }
+        for (int i = 0; i < N; ++i) {
+          sumi[i] = _mm512_dpwssd_epi32(sumi[i], lo_sum[i], sc_lo);
+          sumi[i] = _mm512_dpwssd_epi32(sumi[i], hi_sum[i], sc_hi);
+        }
       }
     }
     __m512i mins[4];
