@@ -10,6 +10,8 @@
 #include "generate/generate.h"
 #include "server/api.h"
 #include "server/engine.h"
+#include "server/http_server.h"
+#include "server/metrics.h"
 #include "tiny_model.h"
 
 namespace herd::server {
@@ -75,6 +77,21 @@ Outcome Alone(const SeqParams& p) {
   o.completion_tokens = static_cast<int>(r->tokens.size());
   o.finish = r->finish == FinishReason::kStop ? "stop" : "length";
   return o;
+}
+
+// A port another server listens on is an error, not a shared listener (cpp-httplib's default
+// SO_REUSEPORT would let both bind and split the connections between them).
+TEST(HttpServer, PortInUseIsAnError) {
+  Metrics metrics;
+  ServerOptions o;
+  o.port = 0;
+  HttpServer first(o, &metrics);
+  ASSERT_TRUE(first.Bind().ok());
+  o.port = first.port();
+  HttpServer second(o, &metrics);
+  const Status st = second.Bind();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("address in use"), std::string::npos) << st.message();
 }
 
 TEST(Engine, BatchedSequencesEqualEachAlone) {

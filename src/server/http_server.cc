@@ -1,6 +1,7 @@
 #include "server/http_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <cstdio>
@@ -87,6 +88,13 @@ bool WriteEvent(httplib::DataSink& sink, const std::string& data) {
 
 HttpServer::HttpServer(ServerOptions options, Metrics* metrics)
     : options_(std::move(options)), metrics_(metrics), http_(std::make_unique<httplib::Server>()) {
+  // SO_REUSEADDR only: cpp-httplib's default also sets SO_REUSEPORT, with which a second server
+  // on a port already in use starts without error and the kernel splits connections between
+  // the two. A port in use must be an error.
+  http_->set_socket_options([](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, reinterpret_cast<const void*>(&yes), sizeof(yes));
+  });
   Routes();
 }
 
