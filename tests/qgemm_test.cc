@@ -43,7 +43,10 @@ TEST_P(QGemmTest, LevelsTokensAndThreadsAgreeBitForBit) {
   MatView w = MakeMatView(c.dtype, c.rows, c.cols, wq.data());
   const PackedMat packed = Pack(w, nullptr);
   w.packed = &packed;
-  const int64_t n = 13;
+  // 21 >= kUnpackMinTokens tokens run the unpacked-group kernels where a level has them; the 1- and
+  // 7-token calls below the packed ones.
+  const int64_t n = 21;
+  static_assert(kUnpackMinTokens <= 21 && kUnpackMinTokens > 7);
   const auto x = RandomVec(n * c.cols, 2, 1.0f, 0.1f);
   const auto ref = Product(w, x, n, Isa::kScalar, nullptr);
   ThreadPool pool(2);

@@ -34,6 +34,57 @@ inline __m512 Load16(const BF16Elem* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
+// One key tile for H (1 or 2) query heads of a token (consecutive rows of q and out): scores,
+// the streaming softmax update and the weighted values. Two heads share every key and value load
+// and interleave their FMA chains; each score's and each output element's own chain runs in the
+// same order as for one head, so the results do not depend on the pairing.
+template <int kChunks, int H>
+void HeadPair(const float* qh, float* oh, const float* kt, const float* vt, int blocks, int n,
+              float scale, float* max, float* sum) {
+  constexpr int d = kChunks * 16;
+  alignas(64) float scores[H][kTile];
+  __m512 acc[H][kTile / 16];
+  for (int h = 0; h < H; ++h)
+    for (int jb = 0; jb < kTile / 16; ++jb) acc[h][jb] = _mm512_setzero_ps();
+  for (int i = 0; i < d; ++i) {
+    __m512 qi[H];
+    for (int h = 0; h < H; ++h) qi[h] = _mm512_set1_ps(qh[h * d + i]);
+    const float* ki = kt + i * kTile;
+    for (int jb = 0; jb < kTile / 16; ++jb) {
+      if (jb >= blocks) break;
+      const __m512 k = _mm512_load_ps(ki + jb * 16);
+      for (int h = 0; h < H; ++h) acc[h][jb] = _mm512_fmadd_ps(qi[h], k, acc[h][jb]);
+    }
+  }
+  for (int h = 0; h < H; ++h) {
+    for (int jb = 0; jb < blocks; ++jb)
+      _mm512_store_ps(scores[h] + jb * 16, _mm512_mul_ps(acc[h][jb], _mm512_set1_ps(scale)));
+    float tile_max = -INFINITY;
+    for (int j = 0; j < n; ++j) tile_max = std::max(tile_max, scores[h][j]);
+    float* o = oh + h * d;
+    if (tile_max > max[h]) {  // rescale what was summed under the old maximum
+      const float cr = max[h] == -INFINITY ? 0.0f : std::exp(max[h] - tile_max);
+      sum[h] *= cr;
+      for (int i = 0; i < d; ++i) o[i] *= cr;
+      max[h] = tile_max;
+    }
+    sum[h] += static_cast<float>(ExpShiftSum(scores[h], n, max[h], scores[h]));
+  }
+  __m512 out_acc[H][kChunks];
+  for (int h = 0; h < H; ++h)
+    for (int c = 0; c < kChunks; ++c) out_acc[h][c] = _mm512_loadu_ps(oh + h * d + c * 16);
+  for (int j = 0; j < n; ++j) {
+    __m512 pj[H];
+    for (int h = 0; h < H; ++h) pj[h] = _mm512_set1_ps(scores[h][j]);
+    for (int c = 0; c < kChunks; ++c) {
+      const __m512 v = _mm512_load_ps(vt + j * d + c * 16);
+      for (int h = 0; h < H; ++h) out_acc[h][c] = _mm512_fmadd_ps(pj[h], v, out_acc[h][c]);
+    }
+  }
+  for (int h = 0; h < H; ++h)
+    for (int c = 0; c < kChunks; ++c) _mm512_storeu_ps(oh + h * d + c * 16, out_acc[h][c]);
+}
+
 // Tokens [t0, t0 + nt) (nt <= kAttentionBlock) of kv head kvh, query heads [g0, g0 + group): each
 // tile's keys and values are converted once for all nt x group query rows. A row's arithmetic
 // does not depend on the other rows (its scores, maximum, sums and value FMAs are over its own
@@ -48,7 +99,6 @@ void BlockHeads(const float* q, const KVRows& kv, int64_t start_pos, const Atten
   const T* v = static_cast<const T*>(kv.v);
   alignas(64) float kt[kMaxDim * kTile];  // kt[i * kTile + j]: dimension i of the tile's key j
   alignas(64) float vt[kTile * kMaxDim];  // vt[j * d + i]: the tile's value j
-  alignas(64) float scores[kTile];
   const int64_t first_head = int64_t{kvh} * heads_per_kv + g0;
   float max[kAttentionBlock][kMaxGroup], sum[kAttentionBlock][kMaxGroup];
   for (int r = 0; r < nt; ++r) {
@@ -85,40 +135,14 @@ void BlockHeads(const float* q, const KVRows& kv, int64_t start_pos, const Atten
       const int blocks = (n + 15) / 16;
       const float* qg = q + (t0 + r) * q_stride + first_head * d;
       float* og = out + (t0 + r) * q_stride + first_head * d;
-      for (int g = 0; g < group; ++g) {
-        const float* qh = qg + g * d;
-        // Scores, 16 keys per register (keys past n in the last block are not used); the key
-        // blocks' FMA chains are interleaved (each score's own chain runs over i in order).
-        __m512 acc[kTile / 16];
-        for (int jb = 0; jb < kTile / 16; ++jb) acc[jb] = _mm512_setzero_ps();
-        for (int i = 0; i < d; ++i) {
-          const __m512 qi = _mm512_set1_ps(qh[i]);
-          const float* ki = kt + i * kTile;
-          for (int jb = 0; jb < kTile / 16; ++jb) {
-            if (jb < blocks) acc[jb] = _mm512_fmadd_ps(qi, _mm512_load_ps(ki + jb * 16), acc[jb]);
-          }
+      for (int g = 0; g < group; g += 2) {
+        if (g + 1 < group) {
+          HeadPair<kChunks, 2>(qg + g * d, og + g * d, kt, vt, blocks, n, scale, &max[r][g],
+                               &sum[r][g]);
+        } else {
+          HeadPair<kChunks, 1>(qg + g * d, og + g * d, kt, vt, blocks, n, scale, &max[r][g],
+                               &sum[r][g]);
         }
-        for (int jb = 0; jb < blocks; ++jb)
-          _mm512_store_ps(scores + jb * 16, _mm512_mul_ps(acc[jb], _mm512_set1_ps(scale)));
-        float tile_max = -INFINITY;
-        for (int j = 0; j < n; ++j) tile_max = std::max(tile_max, scores[j]);
-        float* oh = og + g * d;
-        if (tile_max > max[r][g]) {  // rescale what was summed under the old maximum
-          const float cr = max[r][g] == -INFINITY ? 0.0f : std::exp(max[r][g] - tile_max);
-          sum[r][g] *= cr;
-          for (int i = 0; i < d; ++i) oh[i] *= cr;
-          max[r][g] = tile_max;
-        }
-        sum[r][g] += static_cast<float>(ExpShiftSum(scores, n, max[r][g], scores));
-        // Weighted values: the chunks' FMA chains interleaved (each over j in order).
-        __m512 out_acc[kChunks];
-        for (int c = 0; c < kChunks; ++c) out_acc[c] = _mm512_loadu_ps(oh + c * 16);
-        for (int j = 0; j < n; ++j) {
-          const __m512 pj = _mm512_set1_ps(scores[j]);
-          for (int c = 0; c < kChunks; ++c)
-            out_acc[c] = _mm512_fmadd_ps(pj, _mm512_load_ps(vt + j * d + c * 16), out_acc[c]);
-        }
-        for (int c = 0; c < kChunks; ++c) _mm512_storeu_ps(oh + c * 16, out_acc[c]);
       }
     }
   }

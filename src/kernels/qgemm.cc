@@ -331,11 +331,6 @@ void QGemmShared(std::span<const MatMulOut> products, const float* x, int64_t n_
     groups_per_item[i] = std::max<int64_t>(1, groups / (threads * 8));
     first_item[i + 1] = first_item[i] + (groups + groups_per_item[i] - 1) / groups_per_item[i];
   }
-  // Tokens per chunk: their activations stay in L2 while the item's groups pass; a multiple of the
-  // kernel's tile so that no chunk ends in a short tile.
-  auto chunk_of = [](const QGemmKernel& k) {
-    return std::max<int64_t>(k.tile, 64 / k.tile * k.tile);
-  };
   auto run = [&](size_t item, int) {
     const size_t i =
         std::upper_bound(first_item.begin(), first_item.end(), static_cast<int64_t>(item)) -
@@ -347,19 +342,29 @@ void QGemmShared(std::span<const MatMulOut> products, const float* x, int64_t n_
     const int64_t g0 = (static_cast<int64_t>(item) - first_item[i]) * groups_per_item[i];
     const int64_t g1 = std::min(pm.groups, g0 + groups_per_item[i]);
     float partial[kMaxTileTokens * kPackRows];
-    const int64_t chunk = chunk_of(k);
+    const bool unpacked = k.unpack && n_tokens >= kUnpackMinTokens;
+    const QGemmFn fn = unpacked ? k.unpacked_fn : k.fn;
+    const int tile = unpacked ? k.unpacked_tile : k.tile;
+    thread_local std::vector<uint8_t> levels;  // this thread's unpacked group
+    if (unpacked) levels.resize(static_cast<uint64_t>(a.blocks) * kUnpackedBytes + 64);
+    uint8_t* lv = levels.data() + (64 - reinterpret_cast<uintptr_t>(levels.data()) % 64) % 64;
+    // Tokens per chunk: their activations stay in L2 while the item's groups pass (and a group is
+    // unpacked once per chunk); a multiple of the tile so that no chunk ends in a short tile.
+    const int64_t chunk = std::max<int64_t>(tile, 64 / tile * tile);
     for (int64_t c0 = 0; c0 < n_tokens; c0 += chunk) {
       const int64_t c1 = std::min(n_tokens, c0 + chunk);
       for (int64_t g = g0; g < g1; ++g) {
         const int64_t r0 = g * kPackRows;
         const bool full = r0 + kPackRows <= pm.rows;
-        for (int64_t t = c0; t < c1; t += k.tile) {
-          const int n = static_cast<int>(std::min<int64_t>(k.tile, c1 - t));
+        const uint8_t* group = pm.group(g);
+        if (unpacked) k.unpack(group, a.blocks, lv), group = lv;
+        for (int64_t t = c0; t < c1; t += tile) {
+          const int n = static_cast<int>(std::min<int64_t>(tile, c1 - t));
           if (full) {
-            k.fn(pm.group(g), a, t, n, out + t * pm.rows + r0, pm.rows);
+            fn(group, a, t, n, out + t * pm.rows + r0, pm.rows);
             continue;
           }
-          k.fn(pm.group(g), a, t, n, partial, kPackRows);
+          fn(group, a, t, n, partial, kPackRows);
           for (int j = 0; j < n; ++j) {
             std::memcpy(out + (t + j) * pm.rows + r0, partial + j * kPackRows,
                         (pm.rows - r0) * sizeof(float));

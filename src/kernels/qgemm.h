@@ -107,10 +107,22 @@ struct QActs {
 using QGemmFn = void (*)(const uint8_t* group, const QActs& a, int64_t t0, int n, float* out,
                          int64_t ldo);
 inline constexpr int kMaxTileTokens = 8;
+// Optional second form of a kernel for calls with many tokens (prefill): the group is first
+// unpacked once per chunk of tokens (q4_K / q6_K levels to one byte each, kUnpackedBytes per
+// 256-block: the 320 scale bytes as packed, then 64 lines of 16 rows x 4 levels, 4 lines per 16
+// elements), and the tiles read the levels instead of re-extracting them from nibbles and bit
+// pairs. Same integer sums, same float steps: the same bits as fn.
+inline constexpr uint64_t kUnpackedBytes = 320 + 64 * 64;
+using UnpackFn = void (*)(const uint8_t* group, int64_t blocks, uint8_t* dst);
+
 struct QGemmKernel {
   QGemmFn fn = nullptr;
   int tile = 1;  // tokens per call the kernel is built for (any n <= kMaxTileTokens works)
+  UnpackFn unpack = nullptr;  // with unpacked_fn, for calls of at least kUnpackMinTokens tokens
+  QGemmFn unpacked_fn = nullptr;
+  int unpacked_tile = 1;
 };
+inline constexpr int64_t kUnpackMinTokens = 16;
 
 // The kernel for packed weights of dtype t at level isa, or the best lower level with one.
 QGemmKernel GetQGemmKernel(DType t, Isa isa);
