@@ -107,8 +107,8 @@ struct QActs {
 using QGemmFn = void (*)(const uint8_t* group, const QActs& a, int64_t t0, int n, float* out,
                          int64_t ldo);
 inline constexpr int kMaxTileTokens = 8;
-// Optional second form of a kernel for calls with many tokens (prefill): the group is first
-// unpacked once per chunk of tokens (q4_K / q6_K levels to one byte each, kUnpackedBytes per
+// Optional second form of a kernel for calls with many tokens (prefill; AVX-512 q6_K): the group
+// is first unpacked once per chunk of tokens (levels to one byte each, kUnpackedBytes per
 // 256-block: the 320 scale bytes as packed, then 64 lines of 16 rows x 4 levels, 4 lines per 16
 // elements), and the tiles read the levels instead of re-extracting them from nibbles and bit
 // pairs. Same integer sums, same float steps: the same bits as fn.

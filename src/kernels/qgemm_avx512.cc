@@ -206,25 +206,10 @@ void Q6KN(const uint8_t* group, const QActs& a, int64_t t0, float* out, int64_t 
   for (int i = 0; i < N; ++i) _mm512_storeu_ps(out + i * ldo, acc[i]);
 }
 
-// Unpacked groups (qgemm.h's kUnpackedBytes layout): line e / 4 of a 256-block holds levels
-// e .. e + 3 of the 16 rows, one byte each.
-void UnpackQ4K(const uint8_t* group, int64_t blocks, uint8_t* dst) {
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
-  for (int64_t b = 0; b < blocks; ++b) {
-    const uint8_t* o = group + b * kQ4KPackedBytes;
-    uint8_t* u = dst + b * kUnpackedBytes;
-    for (int k = 0; k < 5; ++k) _mm512_store_si512(u + 64 * k, Line(o + 64 * k));
-    for (int c = 0; c < 4; ++c) {
-      for (int j = 0; j < 8; ++j) {
-        const __m512i v = Line(o + 320 + (8 * c + j) * 64);
-        _mm512_store_si512(u + 320 + (16 * c + j) * 64, _mm512_and_si512(v, low4));
-        _mm512_store_si512(u + 320 + (16 * c + 8 + j) * 64,
-                           _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
-      }
-    }
-  }
-}
-
+// Unpacked q6_K groups (qgemm.h's kUnpackedBytes layout): line e / 4 of a 256-block holds levels
+// e .. e + 3 of the 16 rows, one byte each. (Unpacking q4_K the same way measured slower: 207-215
+// against 230-239 t/s pp512 on 1B q4_k_m; its nibbles cost 3 operations per line against q6_K's 9,
+// and the unpacked lines double the bytes each tile reads.)
 void UnpackQ6K(const uint8_t* group, int64_t blocks, uint8_t* dst) {
   const __m512i low4 = _mm512_set1_epi8(0x0F), two = _mm512_set1_epi8(0x30);
   for (int64_t b = 0; b < blocks; ++b) {
@@ -247,56 +232,6 @@ void UnpackQ6K(const uint8_t* group, int64_t blocks, uint8_t* dst) {
       }
     }
   }
-}
-
-// q4_K on an unpacked group: per half sub-block (16 levels, 4 lines) one int32 sum per token,
-// scaled into sumi with vpdpwssd as in Q4KN; mins and float steps as in Q4KN.
-template <int N>
-void Q4KU(const uint8_t* group, const QActs& a, int64_t t0, float* out, int64_t ldo) {
-  __m512 acc[N];
-  for (int i = 0; i < N; ++i) acc[i] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < a.blocks; ++b) {
-    const uint8_t* o = group + b * kUnpackedBytes;
-    const int8_t* q[N];
-    for (int i = 0; i < N; ++i) {
-      q[i] = reinterpret_cast<const int8_t*>(a.q + (t0 + i) * a.row_bytes + b * kQ8_KBytes + 4);
-    }
-    __m512i sumi[N];
-    for (int i = 0; i < N; ++i) sumi[i] = _mm512_setzero_si512();
-    for (int s = 0; s < 8; ++s) {
-      const __m512i sc =
-          _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(o + 64 + s * 16)));
-      for (int half = 0; half < 2; ++half) {
-        __m512i part[N];
-        for (int i = 0; i < N; ++i) part[i] = _mm512_setzero_si512();
-        for (int j = 4 * half; j < 4 * half + 4; ++j) {
-          const __m512i w = Line(o + 320 + (8 * s + j) * 64);
-          for (int i = 0; i < N; ++i) {
-            part[i] = _mm512_dpbusd_epi32(part[i], w, Bcast(q[i] + 32 * s + 4 * j));
-          }
-        }
-        for (int i = 0; i < N; ++i) sumi[i] = _mm512_dpwssd_epi32(sumi[i], part[i], sc);
-      }
-    }
-    __m512i mins[4];
-    for (int p = 0; p < 4; ++p) {
-      mins[p] = _mm512_cvtepu8_epi16(
-          _mm256_load_si256(reinterpret_cast<const __m256i*>(o + 192 + p * 32)));
-    }
-    const __m512 d = Scales16(o), dmin = Scales16(o + 32);
-    for (int i = 0; i < N; ++i) {
-      const int64_t t = t0 + i;
-      const int32_t* side = a.sum + (t * a.blocks + b) * 20;
-      __m512i summ = _mm512_setzero_si512();
-      for (int p = 0; p < 4; ++p) {
-        summ = _mm512_dpwssd_epi32(summ, mins[p], _mm512_set1_epi32(side[p]));
-      }
-      const __m512 da = _mm512_set1_ps(a.scale[t * a.blocks + b]);
-      acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(d, da), _mm512_cvtepi32_ps(sumi[i]), acc[i]);
-      acc[i] = _mm512_fnmadd_ps(_mm512_mul_ps(dmin, da), _mm512_cvtepi32_ps(summ), acc[i]);
-    }
-  }
-  for (int i = 0; i < N; ++i) _mm512_storeu_ps(out + i * ldo, acc[i]);
 }
 
 // q6_K on an unpacked group: per 16-level sub-block one int32 sum per token started at -32 x its
@@ -360,8 +295,6 @@ constexpr TileFn kQ4_0Fns[] = {Blocks32N<false, 1>, Blocks32N<false, 2>, Blocks3
                                Blocks32N<false, 7>, Blocks32N<false, 8>};
 constexpr TileFn kQ4KFns[] = {Q4KN<1>, Q4KN<2>, Q4KN<3>, Q4KN<4>, Q4KN<5>, Q4KN<6>};
 constexpr TileFn kQ6KFns[] = {Q6KN<1>, Q6KN<2>, Q6KN<3>, Q6KN<4>, Q6KN<5>};
-constexpr TileFn kQ4KUFns[] = {Q4KU<1>, Q4KU<2>, Q4KU<3>, Q4KU<4>,
-                               Q4KU<5>, Q4KU<6>, Q4KU<7>, Q4KU<8>};
 constexpr TileFn kQ6KUFns[] = {Q6KU<1>, Q6KU<2>, Q6KU<3>, Q6KU<4>,
                                Q6KU<5>, Q6KU<6>, Q6KU<7>, Q6KU<8>};
 
@@ -374,7 +307,7 @@ QGemmKernel GetQGemmKernel(DType t) {
     case DType::kQ4_0:
       return {Tiles<8, kQ4_0Fns>, 8};
     case DType::kQ4_K:
-      return {Tiles<6, kQ4KFns>, 6, UnpackQ4K, Tiles<8, kQ4KUFns>, 8};
+      return {Tiles<6, kQ4KFns>, 6};
     case DType::kQ6_K:
       return {Tiles<5, kQ6KFns>, 5, UnpackQ6K, Tiles<8, kQ6KUFns>, 8};
     default:
