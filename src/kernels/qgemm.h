@@ -131,6 +131,20 @@ QGemmKernel GetQGemmKernel(DType t, Isa isa);
 void QGemmShared(std::span<const MatMulOut> products, const float* x, int64_t n_tokens,
                  ThreadPool* pool, Isa isa);
 
+namespace qgemm_impl {
+// Internal to the SIMD kernel files: a kernel for a fixed number of tokens, and n tokens run in
+// calls of at most kMax (kTable[m - 1] for m tokens).
+using TileFn = void (*)(const uint8_t* group, const QActs& a, int64_t t0, float* out, int64_t ldo);
+template <int kMax, const TileFn* kTable>
+void Tiles(const uint8_t* group, const QActs& a, int64_t t0, int n, float* out, int64_t ldo) {
+  for (int i = 0; i < n;) {
+    const int m = n - i < kMax ? n - i : kMax;
+    kTable[m - 1](group, a, t0 + i, out + i * ldo, ldo);
+    i += m;
+  }
+}
+}  // namespace qgemm_impl
+
 // Per-level tables (qgemm.cc, qgemm_avx2.cc, qgemm_avx512.cc); fn null: none at that level.
 namespace scalar {
 QGemmKernel GetQGemmKernel(DType t);

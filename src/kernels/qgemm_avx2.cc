@@ -17,6 +17,9 @@ namespace herd::kernels::avx2 {
 
 namespace {
 
+using qgemm_impl::TileFn;
+using qgemm_impl::Tiles;
+
 inline __m256i Bcast(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -200,17 +203,6 @@ void Q6KN(const uint8_t* group, const QActs& a, int64_t t0, float* out, int64_t 
       }
     }
     for (int i = 0; i < N; ++i) _mm256_storeu_ps(out + i * ldo + 8 * h, acc[i]);
-  }
-}
-
-using TileFn = void (*)(const uint8_t*, const QActs&, int64_t, float*, int64_t);
-
-template <int kMax, const TileFn* kTable>
-void Tiles(const uint8_t* group, const QActs& a, int64_t t0, int n, float* out, int64_t ldo) {
-  for (int i = 0; i < n;) {
-    const int m = n - i < kMax ? n - i : kMax;
-    kTable[m - 1](group, a, t0 + i, out + i * ldo, ldo);
-    i += m;
   }
 }
 

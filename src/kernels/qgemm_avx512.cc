@@ -15,6 +15,9 @@ namespace herd::kernels::avx512 {
 
 namespace {
 
+using qgemm_impl::TileFn;
+using qgemm_impl::Tiles;
+
 inline __m512i Bcast(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -272,19 +275,6 @@ void Q6KU(const uint8_t* group, const QActs& a, int64_t t0, float* out, int64_t 
     }
   }
   for (int i = 0; i < N; ++i) _mm512_storeu_ps(out + i * ldo, acc[i]);
-}
-
-using TileFn = void (*)(const uint8_t*, const QActs&, int64_t, float*, int64_t);
-
-// n tokens in calls of at most kMax (kernel K<m> for m tokens: batched decode of a few sequences
-// reads each weight line once for all of them).
-template <int kMax, const TileFn* kTable>
-void Tiles(const uint8_t* group, const QActs& a, int64_t t0, int n, float* out, int64_t ldo) {
-  for (int i = 0; i < n;) {
-    const int m = n - i < kMax ? n - i : kMax;
-    kTable[m - 1](group, a, t0 + i, out + i * ldo, ldo);
-    i += m;
-  }
 }
 
 constexpr TileFn kQ8_0Fns[] = {Blocks32N<true, 1>, Blocks32N<true, 2>, Blocks32N<true, 3>,
