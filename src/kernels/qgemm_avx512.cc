@@ -6,6 +6,7 @@
 // and row, in block order (qgemm.h), so the results equal the scalar kernels' bit for bit.
 
 #include <cstring>
+#include <utility>
 
 #include "kernels/immintrin_avx512.h"
 #include "kernels/qdot.h"
@@ -81,68 +82,111 @@ void Blocks32N(const uint8_t* group, const QActs& a, int64_t t0, float* out, int
   for (int i = 0; i < N; ++i) _mm512_storeu_ps(out + i * ldo, acc[i]);
 }
 
-// q4_K: per 256-block, sub-blocks 2c and 2c + 1 share lines (low and high nibbles); their int32
-// sums are scaled by the rows' 6-bit scales in int32, the mins' term comes from vpdpwssd of the
-// rows' mins (int16 pairs) by the activation's 32-element sums (int16 pairs).
-template <int N>
+// Compile-time unrolling: f(std::integral_constant<int, I>) for I = 0 .. N - 1, inlined (GCC
+// leaves the kernels' nested loops rolled and shuffles the accumulator arrays between registers).
+template <class F, int... I>
+[[gnu::always_inline]] inline void UnrollImpl(F&& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>()), ...);
+}
+template <int N, class F>
+[[gnu::always_inline]] inline void Unroll(F&& f) {
+  UnrollImpl(f, std::make_integer_sequence<int, N>());
+}
+
+// q4_K: per 256-block, sub-blocks 2c and 2c + 1 share lines (low and high nibbles). Each half
+// sub-block's int32 sums (16 elements, |sum| <= 16 * 15 * 128 < 2^15, so the lane is a
+// sign-extended int16) are scaled by the rows' 6-bit scales with vpdpwssd against the int16 pairs
+// (sc, 0): sc * sum exactly, one instruction. The mins' term comes from vpdpwssd of the rows' mins
+// (int16 pairs) by the activation's 32-element sums (int16 pairs). kTwoPass: each line is read
+// twice, low nibbles for sub-block 2c, then high for 2c + 1, so a token needs one partial sum
+// register instead of two and a tile can hold more tokens; without it (tiles of 1 to 3 tokens)
+// the two partial sums per token are independent dependency chains, which decode needs.
+// The float accumulators live in a small buffer (updated once per 256-block), not registers.
+template <bool kTwoPass, int N>
 void Q4KN(const uint8_t* group, const QActs& a, int64_t t0, float* out, int64_t ldo) {
   const __m512i low4 = _mm512_set1_epi8(0x0F);
-  __m512 acc[N];
-  for (int i = 0; i < N; ++i) acc[i] = _mm512_setzero_ps();
+  alignas(64) float accbuf[N * 16];
+  Unroll<N>([&](auto i)
+                [[gnu::always_inline]] { _mm512_store_ps(accbuf + 16 * i, _mm512_setzero_ps()); });
+  const int64_t rb = a.row_bytes;
   for (int64_t b = 0; b < a.blocks; ++b) {
     const uint8_t* o = group + b * kQ4KPackedBytes;
-    const int8_t* q[N];
-    for (int i = 0; i < N; ++i) {
-      q[i] = reinterpret_cast<const int8_t*>(a.q + (t0 + i) * a.row_bytes + b * kQ8_KBytes + 4);
-    }
+    const int8_t* qb = reinterpret_cast<const int8_t*>(a.q + t0 * rb + b * kQ8_KBytes + 4);
     __m512i sumi[N];
-    for (int i = 0; i < N; ++i) sumi[i] = _mm512_setzero_si512();
+    Unroll<N>([&](auto i) [[gnu::always_inline]] { sumi[i] = _mm512_setzero_si512(); });
     for (int c = 0; c < 4; ++c) {
-      // Each row's 6-bit scale as an int16 pair (sc, 0): vpdpwssd of a half sub-block's sum (16
-      // elements, |sum| <= 16 * 15 * 128 < 2^15, so its int32 lane is a sign-extended int16)
-      // adds sc * sum exactly, in one instruction instead of vpmulld + vpaddd.
+      const uint8_t* lines = o + 320 + 8 * c * 64;
+      const int8_t* qc = qb + 64 * c;
       const __m512i sc_lo = _mm512_cvtepu8_epi32(
           _mm_load_si128(reinterpret_cast<const __m128i*>(o + 64 + (2 * c) * 16)));
       const __m512i sc_hi = _mm512_cvtepu8_epi32(
           _mm_load_si128(reinterpret_cast<const __m128i*>(o + 64 + (2 * c + 1) * 16)));
-      for (int half = 0; half < 2; ++half) {
-        __m512i lo_sum[N], hi_sum[N];
-        for (int i = 0; i < N; ++i) lo_sum[i] = hi_sum[i] = _mm512_setzero_si512();
-        for (int j = 4 * half; j < 4 * half + 4; ++j) {
-          const uint8_t* line = o + 320 + (8 * c + j) * 64;
-          Prefetch(line);
-          const __m512i v = Line(line);
-          const __m512i lo = _mm512_and_si512(v, low4);
-          const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-          for (int i = 0; i < N; ++i) {
-            lo_sum[i] = _mm512_dpbusd_epi32(lo_sum[i], lo, Bcast(q[i] + 64 * c + 4 * j));
-            hi_sum[i] = _mm512_dpbusd_epi32(hi_sum[i], hi, Bcast(q[i] + 64 * c + 32 + 4 * j));
-          }
+      Unroll<2>([&](auto half) [[gnu::always_inline]] {
+        if constexpr (kTwoPass) {
+          Unroll<2>([&](auto nib) [[gnu::always_inline]] {
+            __m512i part[N];
+            Unroll<N>([&](auto i) [[gnu::always_inline]] { part[i] = _mm512_setzero_si512(); });
+            Unroll<4>([&](auto jj) [[gnu::always_inline]] {
+              constexpr int j = 4 * half + jj;
+              if (nib == 0) Prefetch(lines + 64 * j);
+              const __m512i v = Line(lines + 64 * j);
+              const __m512i w =
+                  nib ? _mm512_and_si512(_mm512_srli_epi16(v, 4), low4) : _mm512_and_si512(v, low4);
+              Unroll<N>([&](auto i) [[gnu::always_inline]] {
+                part[i] = _mm512_dpbusd_epi32(part[i], w, Bcast(qc + i * rb + 32 * nib + 4 * j));
+              });
+            });
+            Unroll<N>([&](auto i) [[gnu::always_inline]] {
+              sumi[i] = _mm512_dpwssd_epi32(sumi[i], part[i], nib ? sc_hi : sc_lo);
+            });
+          });
+        } else {
+          __m512i lo_sum[N], hi_sum[N];
+          Unroll<N>([&](auto i) [[gnu::always_inline]] {
+            lo_sum[i] = _mm512_setzero_si512();
+            hi_sum[i] = _mm512_setzero_si512();
+          });
+          Unroll<4>([&](auto jj) [[gnu::always_inline]] {
+            constexpr int j = 4 * half + jj;
+            Prefetch(lines + 64 * j);
+            const __m512i v = Line(lines + 64 * j);
+            const __m512i lo = _mm512_and_si512(v, low4);
+            const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+            Unroll<N>([&](auto i) [[gnu::always_inline]] {
+              lo_sum[i] = _mm512_dpbusd_epi32(lo_sum[i], lo, Bcast(qc + i * rb + 4 * j));
+              hi_sum[i] = _mm512_dpbusd_epi32(hi_sum[i], hi, Bcast(qc + i * rb + 32 + 4 * j));
+            });
+          });
+          Unroll<N>([&](auto i) [[gnu::always_inline]] {
+            sumi[i] = _mm512_dpwssd_epi32(sumi[i], lo_sum[i], sc_lo);
+            sumi[i] = _mm512_dpwssd_epi32(sumi[i], hi_sum[i], sc_hi);
+          });
         }
-        for (int i = 0; i < N; ++i) {
-          sumi[i] = _mm512_dpwssd_epi32(sumi[i], lo_sum[i], sc_lo);
-          sumi[i] = _mm512_dpwssd_epi32(sumi[i], hi_sum[i], sc_hi);
-        }
-      }
+      });
     }
     __m512i mins[4];
-    for (int p = 0; p < 4; ++p) {
+    Unroll<4>([&](auto p) [[gnu::always_inline]] {
       mins[p] = _mm512_cvtepu8_epi16(
           _mm256_load_si256(reinterpret_cast<const __m256i*>(o + 192 + p * 32)));
-    }
+    });
     const __m512 d = Scales16(o), dmin = Scales16(o + 32);
-    for (int i = 0; i < N; ++i) {
+    Unroll<N>([&](auto i) [[gnu::always_inline]] {
       const int64_t t = t0 + i;
       const int32_t* side = a.sum + (t * a.blocks + b) * 20;
       __m512i summ = _mm512_setzero_si512();
-      for (int p = 0; p < 4; ++p)
+      Unroll<4>([&](auto p) [[gnu::always_inline]] {
         summ = _mm512_dpwssd_epi32(summ, mins[p], _mm512_set1_epi32(side[p]));
+      });
       const __m512 da = _mm512_set1_ps(a.scale[t * a.blocks + b]);
-      acc[i] = _mm512_fmadd_ps(_mm512_mul_ps(d, da), _mm512_cvtepi32_ps(sumi[i]), acc[i]);
-      acc[i] = _mm512_fnmadd_ps(_mm512_mul_ps(dmin, da), _mm512_cvtepi32_ps(summ), acc[i]);
-    }
+      __m512 acc = _mm512_load_ps(accbuf + 16 * i);
+      acc = _mm512_fmadd_ps(_mm512_mul_ps(d, da), _mm512_cvtepi32_ps(sumi[i]), acc);
+      acc = _mm512_fnmadd_ps(_mm512_mul_ps(dmin, da), _mm512_cvtepi32_ps(summ), acc);
+      _mm512_store_ps(accbuf + 16 * i, acc);
+    });
   }
-  for (int i = 0; i < N; ++i) _mm512_storeu_ps(out + i * ldo, acc[i]);
+  Unroll<N>([&](auto i) [[gnu::always_inline]] {
+    _mm512_storeu_ps(out + i * ldo, _mm512_load_ps(accbuf + 16 * i));
+  });
 }
 
 // q6_K: per pair of 16-element sub-blocks, 4 lines of low 4 bits and 2 of high 2 bits; a
@@ -283,7 +327,8 @@ constexpr TileFn kQ8_0Fns[] = {Blocks32N<true, 1>, Blocks32N<true, 2>, Blocks32N
 constexpr TileFn kQ4_0Fns[] = {Blocks32N<false, 1>, Blocks32N<false, 2>, Blocks32N<false, 3>,
                                Blocks32N<false, 4>, Blocks32N<false, 5>, Blocks32N<false, 6>,
                                Blocks32N<false, 7>, Blocks32N<false, 8>};
-constexpr TileFn kQ4KFns[] = {Q4KN<1>, Q4KN<2>, Q4KN<3>, Q4KN<4>, Q4KN<5>, Q4KN<6>};
+constexpr TileFn kQ4KFns[] = {Q4KN<false, 1>, Q4KN<false, 2>, Q4KN<false, 3>, Q4KN<true, 4>,
+                              Q4KN<true, 5>,  Q4KN<true, 6>,  Q4KN<true, 7>,  Q4KN<true, 8>};
 constexpr TileFn kQ6KFns[] = {Q6KN<1>, Q6KN<2>, Q6KN<3>, Q6KN<4>, Q6KN<5>};
 constexpr TileFn kQ6KUFns[] = {Q6KU<1>, Q6KU<2>, Q6KU<3>, Q6KU<4>,
                                Q6KU<5>, Q6KU<6>, Q6KU<7>, Q6KU<8>};
@@ -297,7 +342,7 @@ QGemmKernel GetQGemmKernel(DType t) {
     case DType::kQ4_0:
       return {Tiles<8, kQ4_0Fns>, 8};
     case DType::kQ4_K:
-      return {Tiles<6, kQ4KFns>, 6};
+      return {Tiles<8, kQ4KFns>, 8};
     case DType::kQ6_K:
       return {Tiles<5, kQ6KFns>, 5, UnpackQ6K, Tiles<8, kQ6KUFns>, 8};
     default:
