@@ -36,52 +36,6 @@ inline void Prefetch(const uint8_t* p) {
   _mm_prefetch(reinterpret_cast<const char*>(p + kDecodePrefetchBytes), _MM_HINT_T0);
 }
 
-// q8_0 (kQ8) and q4_0: per block, the 8 lines of weights (q4_0's 4 lines split into low and high
-// nibbles: elements 0..15 and 16..31) are reused for the N tokens.
-template <bool kQ8, int N>
-void Blocks32N(const uint8_t* group, const QActs& a, int64_t t0, float* out, int64_t ldo) {
-  const int64_t blocks = a.blocks;
-  constexpr int64_t kBlockBytes = kQ8 ? 512 : 256;
-  const __m512i low4 = _mm512_set1_epi8(0x0F);
-  __m512 acc[N];
-  for (int i = 0; i < N; ++i) acc[i] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < blocks; ++b) {
-    const uint8_t* wb = Block32Lines(group, b, kBlockBytes);
-    __m512i w[8];
-    if constexpr (kQ8) {
-      for (int j = 0; j < 8; ++j) {
-        Prefetch(wb + 64 * j);
-        w[j] = Line(wb + 64 * j);
-      }
-    } else {
-      for (int j = 0; j < 4; ++j) {
-        Prefetch(wb + 64 * j);
-        const __m512i v = Line(wb + 64 * j);
-        w[j] = _mm512_and_si512(v, low4);
-        w[4 + j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
-      }
-    }
-    const __m512 dw = Scales16(Block32Scales(group, b, kBlockBytes));
-    for (int i = 0; i < N; ++i) {
-      const int64_t t = t0 + i;
-      const auto* q = reinterpret_cast<const int8_t*>(a.q + t * a.row_bytes + b * kQ8_0Bytes + 2);
-      // Independent partial sums (exact, in any order) shorten the dependency chain, which
-      // matters when few tokens share the weights.
-      constexpr int kChains = N < 4 ? 4 : 1;
-      __m512i s[kChains];
-      s[0] = _mm512_set1_epi32(a.sum[(t * blocks + b) * 2 + (kQ8 ? 0 : 1)]);
-      for (int c = 1; c < kChains; ++c) s[c] = _mm512_setzero_si512();
-      for (int j = 0; j < 8; ++j) {
-        s[j % kChains] = _mm512_dpbusd_epi32(s[j % kChains], w[j], Bcast(q + 4 * j));
-      }
-      for (int c = 1; c < kChains; ++c) s[0] = _mm512_add_epi32(s[0], s[c]);
-      const __m512 scale = _mm512_mul_ps(dw, _mm512_set1_ps(a.scale[t * blocks + b]));
-      acc[i] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(s[0]), acc[i]);
-    }
-  }
-  for (int i = 0; i < N; ++i) _mm512_storeu_ps(out + i * ldo, acc[i]);
-}
-
 // Compile-time unrolling: f(std::integral_constant<int, I>) for I = 0 .. N - 1, inlined (GCC
 // leaves the kernels' nested loops rolled and shuffles the accumulator arrays between registers).
 template <class F, int... I>
@@ -91,6 +45,55 @@ template <class F, int... I>
 template <int N, class F>
 [[gnu::always_inline]] inline void Unroll(F&& f) {
   UnrollImpl(f, std::make_integer_sequence<int, N>());
+}
+
+// q8_0 (kQ8) and q4_0: per block, the 8 lines of weights (q4_0's 4 lines split into low and high
+// nibbles: elements 0..15 and 16..31) are reused for the N tokens.
+template <bool kQ8, int N>
+void Blocks32N(const uint8_t* group, const QActs& a, int64_t t0, float* out, int64_t ldo) {
+  const int64_t blocks = a.blocks, rb = a.row_bytes;
+  constexpr int64_t kBlockBytes = kQ8 ? 512 : 256;
+  const __m512i low4 = _mm512_set1_epi8(0x0F);
+  __m512 acc[N];
+  Unroll<N>([&](auto i) [[gnu::always_inline]] { acc[i] = _mm512_setzero_ps(); });
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* wb = Block32Lines(group, b, kBlockBytes);
+    __m512i w[8];
+    if constexpr (kQ8) {
+      Unroll<8>([&](auto j) [[gnu::always_inline]] {
+        Prefetch(wb + 64 * j);
+        w[j] = Line(wb + 64 * j);
+      });
+    } else {
+      Unroll<4>([&](auto j) [[gnu::always_inline]] {
+        Prefetch(wb + 64 * j);
+        const __m512i v = Line(wb + 64 * j);
+        w[j] = _mm512_and_si512(v, low4);
+        w[4 + j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+      });
+    }
+    const __m512 dw = Scales16(Block32Scales(group, b, kBlockBytes));
+    const auto* qb = reinterpret_cast<const int8_t*>(a.q + t0 * rb + b * kQ8_0Bytes + 2);
+    const int32_t* sum = a.sum + (t0 * blocks + b) * 2 + (kQ8 ? 0 : 1);
+    const float* scale = a.scale + t0 * blocks + b;
+    Unroll<N>([&](auto i) [[gnu::always_inline]] {
+      // Independent partial sums (exact, in any order) shorten the dependency chain, which
+      // matters when few tokens share the weights.
+      constexpr int kChains = N < 4 ? 4 : 2;
+      __m512i s[kChains];
+      s[0] = _mm512_set1_epi32(sum[i * blocks * 2]);
+      Unroll<kChains - 1>([&](auto c)
+                              [[gnu::always_inline]] { s[c + 1] = _mm512_setzero_si512(); });
+      Unroll<8>([&](auto j) [[gnu::always_inline]] {
+        s[j % kChains] = _mm512_dpbusd_epi32(s[j % kChains], w[j], Bcast(qb + i * rb + 4 * j));
+      });
+      Unroll<kChains - 1>([&](auto c)
+                              [[gnu::always_inline]] { s[0] = _mm512_add_epi32(s[0], s[c + 1]); });
+      const __m512 sc = _mm512_mul_ps(dw, _mm512_set1_ps(scale[i * blocks]));
+      acc[i] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(s[0]), acc[i]);
+    });
+  }
+  Unroll<N>([&](auto i) [[gnu::always_inline]] { _mm512_storeu_ps(out + i * ldo, acc[i]); });
 }
 
 // q4_K: per 256-block, sub-blocks 2c and 2c + 1 share lines (low and high nibbles). Each half
