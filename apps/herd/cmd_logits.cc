@@ -1,4 +1,5 @@
 // herd logits --model PATH --tokens ID,ID,... [--all] --out FILE [--threads T] [--cache-type f32]
+//             [--numerics herd|ggml]
 // Contract (scripts and tests rely on it): writes float32 little-endian logits to FILE — the last
 // position's [vocab], or with --all every position's, row-major [n_positions x vocab] — and prints
 // the last position's top 5 as one JSON line {"top": [[id, logit], ...]}.
@@ -19,7 +20,7 @@ namespace herd::app {
 namespace {
 
 struct LogitsOptions {
-  std::string model, tokens, out, cache_type = "f32";
+  std::string model, tokens, out, cache_type = "f32", numerics = "herd";
   bool all = false;
   int threads = 0;
 };
@@ -48,7 +49,10 @@ int RunLogits(const LogitsOptions& o) {
   if (!ids.ok()) return Fail(ids.status().message());
   const auto cache_type = ParseCacheTypeFlag(o.cache_type);
   if (!cache_type) return 1;
-  auto loaded = LoadForInference(o.model, static_cast<int>(ids->size()), *cache_type, false, true);
+  const auto numerics = ParseNumericsFlag(o.numerics);
+  if (!numerics) return 1;
+  auto loaded = LoadForInference(o.model, static_cast<int>(ids->size()), *cache_type, false, true,
+                                 1, *numerics);
   if (!loaded) return 1;
   const Model& model = loaded->model;
   ThreadPool pool(o.threads);
@@ -87,6 +91,7 @@ void AddLogitsCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--cache-type", o.cache_type,
                   "KV cache element type: f32 (default here: logits is the exact-comparison "
                   "command), f16 (what run / chat / serve use) or bf16");
+  cmd->add_option("--numerics", o.numerics, kNumericsHelp);
   cmd->callback([exit_code] { *exit_code = RunLogits(o); });
 }
 

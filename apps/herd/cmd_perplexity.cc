@@ -20,7 +20,7 @@ namespace herd::app {
 namespace {
 
 struct PerplexityOptions {
-  std::string model, file, cache_type = "f16";
+  std::string model, file, cache_type = "f16", numerics = "herd";
   int ctx = 512, threads = 0;
 };
 
@@ -33,7 +33,9 @@ int RunPerplexity(const PerplexityOptions& o) {
   if (o.ctx < 4) return Fail("--ctx must be at least 4");
   const auto cache_type = ParseCacheTypeFlag(o.cache_type);
   if (!cache_type) return 1;
-  auto loaded = LoadForInference(o.model, o.ctx, *cache_type, true, false);
+  const auto numerics = ParseNumericsFlag(o.numerics);
+  if (!numerics) return 1;
+  auto loaded = LoadForInference(o.model, o.ctx, *cache_type, true, false, 1, *numerics);
   if (!loaded) return 1;
   const Model& model = loaded->model;
   const Tokenizer& tok = *loaded->tokenizer;
@@ -94,6 +96,7 @@ void AddPerplexityCommand(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--threads", o.threads, "Threads (0 = all cores)");
   cmd->add_option("--cache-type", o.cache_type, kCacheTypeHelp);
+  cmd->add_option("--numerics", o.numerics, kNumericsHelp);
   cmd->callback([exit_code] { *exit_code = RunPerplexity(o); });
 }
 

@@ -17,8 +17,8 @@ namespace herd::app {
 namespace {
 
 struct RunOptions {
-  std::string model, prompt, system, cache_type = "f16";
-  bool chat = false, verbose_prompt = false;
+  std::string model, prompt, system, cache_type = "f16", numerics = "herd";
+  bool chat = false, verbose_prompt = false, print_ids = false;
   int max_tokens = 256, ctx = 0, threads = 0;
   SamplerParams sampler;
 };
@@ -39,6 +39,7 @@ void AddSamplingFlags(CLI::App* cmd, RunOptions* o) {
   cmd->add_option("--ctx", o->ctx, "Context (KV cache) positions; 0: model's, at most 8192");
   cmd->add_option("--threads", o->threads, "Threads (0 = all cores)");
   cmd->add_option("--cache-type", o->cache_type, kCacheTypeHelp);
+  cmd->add_option("--numerics", o->numerics, kNumericsHelp);
 }
 
 // The model to load: --model, or the default one (saying so).
@@ -66,7 +67,9 @@ void PrintStats(const GenerateResult& r) {
 int RunRun(const RunOptions& o) {
   const auto cache_type = ParseCacheTypeFlag(o.cache_type);
   if (!cache_type) return 1;
-  auto loaded = LoadForInference(ModelPath(o), o.ctx, *cache_type, true, false);
+  const auto numerics = ParseNumericsFlag(o.numerics);
+  if (!numerics) return 1;
+  auto loaded = LoadForInference(ModelPath(o), o.ctx, *cache_type, true, false, 1, *numerics);
   if (!loaded) return 1;
   const Model& model = loaded->model;
   const Tokenizer& tok = *loaded->tokenizer;
@@ -94,13 +97,21 @@ int RunRun(const RunOptions& o) {
   auto r = Generate(model, tok, prompt, &cache, g, &pool, PrintPiece);
   if (!r.ok()) return Fail(r.status().message());
   PrintStats(*r);
+  if (o.print_ids) {
+    std::string ids;
+    for (int32_t id : r->tokens) ids += (ids.empty() ? "" : ",") + std::to_string(id);
+    if (r->stop_token >= 0) ids += (ids.empty() ? "" : ",") + std::to_string(r->stop_token);
+    std::fprintf(stderr, "herd: output ids: [%s]\n", ids.c_str());
+  }
   return 0;
 }
 
 int RunChat(const RunOptions& o) {
   const auto cache_type = ParseCacheTypeFlag(o.cache_type);
   if (!cache_type) return 1;
-  auto loaded = LoadForInference(ModelPath(o), o.ctx, *cache_type, true, false);
+  const auto numerics = ParseNumericsFlag(o.numerics);
+  if (!numerics) return 1;
+  auto loaded = LoadForInference(ModelPath(o), o.ctx, *cache_type, true, false, 1, *numerics);
   if (!loaded) return 1;
   const Model& model = loaded->model;
   const Tokenizer& tok = *loaded->tokenizer;
@@ -170,6 +181,9 @@ void AddRunCommands(CLI::App& app, int* exit_code) {
       ->required();
   r->add_flag("--chat", run.chat, "Wrap the prompt in Llama 3's chat format");
   r->add_flag("--verbose-prompt", run.verbose_prompt, "Print the prompt's token ids to stderr");
+  r->add_flag("--print-ids", run.print_ids,
+              "Print the generated token ids (with the stop token, if one ended the reply) to "
+              "stderr at the end");
   r->callback([exit_code] { *exit_code = RunRun(run); });
   auto* c = app.add_subcommand("chat", "Interactive multi-turn chat (keeps the KV cache)");
   AddSamplingFlags(c, &chat);

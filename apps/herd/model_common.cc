@@ -82,8 +82,16 @@ std::optional<ModelToSave> LoadForSaving(const std::string& path) {
   return out;
 }
 
+std::optional<Numerics> ParseNumericsFlag(const std::string& flag) {
+  if (flag == "herd") return Numerics::kHerd;
+  if (flag == "ggml") return Numerics::kGgml;
+  Fail("--numerics: \"" + flag + "\" is not herd or ggml");
+  return std::nullopt;
+}
+
 std::optional<LoadedModel> LoadForInference(const std::string& path, int ctx, DType cache_type,
-                                            bool need_tokenizer, bool quiet, int sequences) {
+                                            bool need_tokenizer, bool quiet, int sequences,
+                                            Numerics numerics) {
   auto files = FindModelFiles(path);
   if (!files.ok()) return Fail(files.status().message()), std::nullopt;
   auto config = LoadModelConfig(*files);
@@ -110,6 +118,11 @@ std::optional<LoadedModel> LoadForInference(const std::string& path, int ctx, DT
   auto model = LoadModel(path);
   if (!model.ok()) return Fail(model.status().message()), std::nullopt;
   LoadedModel out{std::move(model).value(), std::nullopt, ctx, cache_type};
+  if (const std::string why = NumericsUnsupported(out.model, numerics, cache_type); !why.empty()) {
+    Fail(why);
+    return std::nullopt;
+  }
+  out.model.numerics = numerics;
   auto tok = LoadTokenizer(out.model.files.root);
   if (tok.ok()) {
     out.tokenizer = std::move(tok).value();
@@ -119,7 +132,7 @@ std::optional<LoadedModel> LoadForInference(const std::string& path, int ctx, DT
   }
   for (const std::string& w : SelfCheck(out.model, out.tokenizer ? &*out.tokenizer : nullptr))
     std::fprintf(stderr, "herd: warning: %s\n", w.c_str());
-  {
+  if (numerics == Numerics::kHerd) {
     const auto t0 = std::chrono::steady_clock::now();
     ThreadPool pool;
     const uint64_t packed = PackForInference(&out.model.weights, &pool);

@@ -23,8 +23,17 @@ struct LoadedModel {
 // ctx <= 0: the model's max_seq_len capped at 8192. The memory plan counts `sequences` KV caches
 // of ctx positions. Messages go to stderr, prefixed "herd: ". Returns nullopt (after printing
 // why) on failure.
+// numerics: see model/load.h (kGgml refuses what it cannot reproduce, and leaves the weights
+// unpacked: its kernels read the file's own blocks).
 std::optional<LoadedModel> LoadForInference(const std::string& path, int ctx, DType cache_type,
-                                            bool need_tokenizer, bool quiet, int sequences = 1);
+                                            bool need_tokenizer, bool quiet, int sequences = 1,
+                                            Numerics numerics = Numerics::kHerd);
+
+// --numerics herd|ggml; nullopt (after printing why) otherwise.
+std::optional<Numerics> ParseNumericsFlag(const std::string& flag);
+inline constexpr const char* kNumericsHelp =
+    "herd (default: herd's kernels) or ggml (llama.cpp's CPU arithmetic reproduced operation for "
+    "operation, for output identical to llama.cpp's AVX2 build; q4_1 / q8_0 models, f16 cache)";
 
 // --cache-type f16|bf16|f32 (the KV cache's element type); nullopt (after printing why) otherwise.
 std::optional<DType> ParseCacheTypeFlag(const std::string& flag);

@@ -7,6 +7,7 @@
 #include "base/check.h"
 #include "kernels/attention.h"
 #include "kernels/backward.h"
+#include "kernels/ggml_numerics.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
 #include "kernels/quant.h"
@@ -113,11 +114,18 @@ Scratch& ThreadScratch() {
 
 // Row r's cos / sin at its own position. Angles in double (pos * inv_freq reaches 10^5 radians at
 // long context; float32 would lose ~1e-2 of it), rounded to float once.
+// (Numerics::kGgml: ggml's float tables, kernels/ggml_numerics.h.)
 void RopeTables(const Model& model, std::span<const Segment> segs, Scratch* s) {
   const size_t half = model.rope_inv_freq.size();
   for (const Segment& g : segs) {
     for (int t = 0; t < g.n; ++t) {
       const size_t row = static_cast<size_t>(g.row0 + t);
+      if (model.numerics == Numerics::kGgml) {
+        kernels::ggml::RopeTable(g.pos0 + t, model.config.head_dim,
+                                 static_cast<float>(model.config.rope_theta), &s->cos[row * half],
+                                 &s->sin[row * half]);
+        continue;
+      }
       for (size_t i = 0; i < half; ++i) {
         const double angle = static_cast<double>(g.pos0 + t) * model.rope_inv_freq[i];
         s->cos[row * half + i] = static_cast<float>(std::cos(angle));
@@ -196,6 +204,29 @@ void TrainingAttention(const LlamaConfig& c, int layer, std::span<const Segment>
   ParallelFor(pool, static_cast<size_t>(n_items), run);
 }
 
+// The ops whose arithmetic depends on model.numerics.
+void Norm(const Model& model, const float* x, const Weight& w, float* out) {
+  const LlamaConfig& c = model.config;
+  if (model.numerics == Numerics::kGgml) {
+    kernels::ggml::RmsNorm(x, w.f32(), c.dim, c.norm_eps, out);
+  } else {
+    kernels::RMSNorm(x, w.f32(), c.dim, c.norm_eps, out);
+  }
+}
+void Project(const Model& model, std::span<const kernels::MatMulOut> products, const float* x,
+             int m, ThreadPool* pool) {
+  if (model.numerics == Numerics::kGgml) {
+    for (const kernels::MatMulOut& p : products) kernels::ggml::MatMul(p.w, x, m, p.out, pool);
+  } else {
+    kernels::MatMulShared(products, x, m, pool, ActiveIsa());
+  }
+}
+void Project(const Model& model, const Weight& w, const float* x, int m, float* out,
+             ThreadPool* pool) {
+  const kernels::MatMulOut p{w.mat(), out};
+  Project(model, {&p, 1}, x, m, pool);
+}
+
 void AttentionBlock(const Model& model, int layer, std::span<const Segment> segs, int m, Scratch* s,
                     const Recorder& rec, ThreadPool* pool) {
   const LlamaConfig& c = model.config;
@@ -203,19 +234,19 @@ void AttentionBlock(const Model& model, int layer, std::span<const Segment> segs
   const int half = c.head_dim / 2;
   const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
   rec.Keep(layer, &LayerTape::x, s->x.data(), m, c.dim);
-  ForRows(m, pool, [&](int t) {
-    kernels::RMSNorm(&s->x[t * c.dim], w.attn_norm.f32(), c.dim, c.norm_eps, &s->xn[t * c.dim]);
-  });
+  ForRows(m, pool, [&](int t) { Norm(model, &s->x[t * c.dim], w.attn_norm, &s->xn[t * c.dim]); });
   rec.Keep(layer, &LayerTape::xn_attn, s->xn.data(), m, c.dim);
   // q: [m, n_heads * head_dim]; k, v: [m, n_kv_heads * head_dim]
   const kernels::MatMulOut qkv[] = {
       {w.wq.mat(), s->q.data()}, {w.wk.mat(), s->k.data()}, {w.wv.mat(), s->v.data()}};
-  kernels::MatMulShared(qkv, s->xn.data(), m, pool, ActiveIsa());
+  Project(model, qkv, s->xn.data(), m, pool);
+  const auto rope =
+      model.numerics == Numerics::kGgml ? kernels::ggml::Rope : kernels::RopeInterleaved;
   ForRows(m, pool, [&](int t) {
     const float* cos = &s->cos[t * half];
     const float* sin = &s->sin[t * half];
-    kernels::RopeInterleaved(&s->q[t * q_dim], c.n_heads, c.head_dim, cos, sin);
-    kernels::RopeInterleaved(&s->k[t * kv], c.n_kv_heads, c.head_dim, cos, sin);
+    rope(&s->q[t * q_dim], c.n_heads, c.head_dim, cos, sin);
+    rope(&s->k[t * kv], c.n_kv_heads, c.head_dim, cos, sin);
   });
   rec.Keep(layer, &LayerTape::q, s->q.data(), m, q_dim);
   rec.Keep(layer, &LayerTape::k, s->k.data(), m, kv);
@@ -224,11 +255,17 @@ void AttentionBlock(const Model& model, int layer, std::span<const Segment> segs
     g.cache->Store(layer, g.pos0, g.n, &s->k[g.row0 * kv], &s->v[g.row0 * kv]);
   if (rec.tape) {
     TrainingAttention(c, layer, segs, s, pool);
+  } else if (model.numerics == Numerics::kGgml) {
+    const kernels::AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
+    for (const Segment& g : segs) {
+      kernels::ggml::Attention(&s->q[g.row0 * q_dim], g.cache->Rows(layer), g.n, g.pos0, shape,
+                               &s->att[g.row0 * q_dim], pool);
+    }
   } else {
     SegmentAttention(c, layer, segs, s, pool);
   }
   rec.Keep(layer, &LayerTape::att, s->att.data(), m, q_dim);
-  kernels::MatMul(w.wo.mat(), s->att.data(), m, s->tmp.data(), pool);  // [m, dim]
+  Project(model, w.wo, s->att.data(), m, s->tmp.data(), pool);  // [m, dim]
   ForRows(m, pool, [&](int t) { kernels::Add(&s->x[t * c.dim], &s->tmp[t * c.dim], c.dim); });
 }
 
@@ -237,20 +274,18 @@ void FeedForwardBlock(const Model& model, int layer, int m, Scratch* s, const Re
   const LlamaConfig& c = model.config;
   const LayerWeights& w = model.weights.layers[layer];
   rec.Keep(layer, &LayerTape::h, s->x.data(), m, c.dim);
-  ForRows(m, pool, [&](int t) {
-    kernels::RMSNorm(&s->x[t * c.dim], w.ffn_norm.f32(), c.dim, c.norm_eps, &s->xn[t * c.dim]);
-  });
+  ForRows(m, pool, [&](int t) { Norm(model, &s->x[t * c.dim], w.ffn_norm, &s->xn[t * c.dim]); });
   rec.Keep(layer, &LayerTape::xn_ffn, s->xn.data(), m, c.dim);
   const kernels::MatMulOut gate_up[] = {{w.w1.mat(), s->gate.data()},  // [m, ffn_dim]
                                         {w.w3.mat(), s->up.data()}};
-  kernels::MatMulShared(gate_up, s->xn.data(), m, pool, ActiveIsa());
+  Project(model, gate_up, s->xn.data(), m, pool);
   rec.Keep(layer, &LayerTape::gate, s->gate.data(), m, c.ffn_dim);
   rec.Keep(layer, &LayerTape::up, s->up.data(), m, c.ffn_dim);
-  ForRows(m, pool, [&](int t) {
-    kernels::SwiGLU(&s->gate[t * c.ffn_dim], &s->up[t * c.ffn_dim], c.ffn_dim);
-  });
+  const auto swiglu = model.numerics == Numerics::kGgml ? kernels::ggml::SwiGLU : kernels::SwiGLU;
+  ForRows(m, pool,
+          [&](int t) { swiglu(&s->gate[t * c.ffn_dim], &s->up[t * c.ffn_dim], c.ffn_dim); });
   rec.Keep(layer, &LayerTape::act, s->gate.data(), m, c.ffn_dim);
-  kernels::MatMul(w.w2.mat(), s->gate.data(), m, s->tmp.data(), pool);  // [m, dim]
+  Project(model, w.w2, s->gate.data(), m, s->tmp.data(), pool);  // [m, dim]
   ForRows(m, pool, [&](int t) { kernels::Add(&s->x[t * c.dim], &s->tmp[t * c.dim], c.dim); });
 }
 
@@ -277,13 +312,12 @@ void ForwardChunk(const Model& model, std::span<const Segment> segs, int m, floa
   for (const Segment& g : segs) {
     g.cache->Advance(g.n);
     for (int t = g.n - g.n_out; t < g.n; ++t, ++n_out)
-      kernels::RMSNorm(&s->x[(g.row0 + t) * c.dim], model.weights.norm.f32(), c.dim, c.norm_eps,
-                       &s->xn[n_out * c.dim]);
+      Norm(model, &s->x[(g.row0 + t) * c.dim], model.weights.norm, &s->xn[n_out * c.dim]);
   }
   if (n_out == 0) return;
   CHECK(!rec.tape || n_out == m);
   rec.Keep(&ForwardTape::xn_final, s->xn.data(), m, c.dim);
-  kernels::MatMul(model.weights.output.mat(), s->xn.data(), n_out, out, pool);  // [n_out, vocab]
+  Project(model, model.weights.output, s->xn.data(), n_out, out, pool);  // [n_out, vocab]
 }
 
 // One sequence of a pass and the logits it wants.

@@ -5,11 +5,13 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "base/cpu.h"
 #include "io/gguf.h"
 #include "io/gguf_index.h"
 #include "io/mapped_file.h"
 #include "io/pth.h"
 #include "io/safetensors.h"
+#include "kernels/ggml_numerics.h"
 #include "kernels/quant.h"
 
 namespace herd {
@@ -311,6 +313,36 @@ Result<Model> LoadModel(const std::string& path) {
       break;
   }
   return m;
+}
+
+}  // namespace herd
+
+namespace herd {
+
+std::string NumericsUnsupported(const Model& model, Numerics numerics, DType cache_type) {
+  if (numerics == Numerics::kHerd) return "";
+  if (BestIsa(DetectCpu()) < Isa::kAvx2) {
+    return "--numerics ggml reproduces llama.cpp's AVX2 code path and needs a CPU with AVX2, FMA "
+           "and F16C";
+  }
+  if (cache_type != DType::kF16) {
+    return "--numerics ggml reproduces llama.cpp's f16 KV cache; --cache-type " +
+           std::string(Name(cache_type)) + " is not supported with it";
+  }
+  if (model.config.rope_scaling) {
+    return "--numerics ggml does not reproduce RoPE frequency scaling (this model has llama3 "
+           "scaling)";
+  }
+  std::string bad;
+  ForEachTensor(model.weights, [&](TensorId id, const Weight& w) {
+    if (w.shape.size() == 2 && !kernels::ggml::Supports(w.dtype) && bad.empty()) {
+      bad = TensorName(NamingScheme::kGguf, id) + " is " + std::string(Name(w.dtype));
+    }
+  });
+  if (!bad.empty()) {
+    return "--numerics ggml reproduces llama.cpp's q4_1 and q8_0 matrix products only; " + bad;
+  }
+  return "";
 }
 
 }  // namespace herd

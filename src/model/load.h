@@ -31,6 +31,12 @@ Result<ModelFiles> FindModelFiles(const std::string& path);
 // The config alone (cheap: no tensor data is touched), for the memory plan before loading.
 Result<LlamaConfig> LoadModelConfig(const ModelFiles& files);
 
+// Whose float arithmetic the forward pass uses: herd's own kernels (the default: SIMD, close to
+// float64), or llama.cpp's CPU arithmetic reproduced operation for operation
+// (kernels/ggml_numerics.h: q4_1 / q8_0 weights, f16 KV cache, plain RoPE), for output identical
+// to llama.cpp's.
+enum class Numerics { kHerd, kGgml };
+
 struct Model {
   ModelFiles files;
   LlamaConfig config;
@@ -39,7 +45,12 @@ struct Model {
   std::string chat_template;          // tokenizer_config.json's / GGUF's, if any (instruct models)
   bool add_bos = true;  // plain prompts start with BOS (GGUF add_bos_token can say no)
   std::vector<std::string> warnings;  // the load-time self-check's findings, among others
+  Numerics numerics = Numerics::kHerd;
 };
+
+// Why `model` cannot run with `numerics` ("" if it can): kGgml needs q4_1 / q8_0 matrices, no RoPE
+// scaling, and an f16 cache (cache_type).
+std::string NumericsUnsupported(const Model& model, Numerics numerics, DType cache_type);
 
 Result<Model> LoadModel(const std::string& path);
 

@@ -65,10 +65,17 @@ and is within 5e-7 of the float64 reference, so it is in the same place. So:
     itself disagrees with llama.cpp's batch path (what `herd logits --all` computes) at 7 near-tie
     steps of the golden generations (batch_argmax_differs_steps).
 
-HERD_LLAMACPP_STRICT=1: for a herd that reproduces ggml's arithmetic bit for bit. Near ties are then
-only margins below 1e-3 (the golden's "ambiguous" steps), MARGIN_TOL is 1e-3, the teacher-forced
-steps are compared with llama.cpp's batch path (batch_steps_top2) and the logits must be within
-1e-4 per position.
+herd --numerics ggml: llama.cpp's CPU arithmetic reproduced operation for operation
+(src/kernels/ggml_numerics.h), so everything above is compared exactly, with no tolerance at all:
+  exact generation   `herd run --numerics ggml --print-ids` gives llama.cpp's prompt ids and
+                     generated ids (and stop id) for every golden prompt, and its text.
+  exact steps        `herd logits --all --numerics ggml` over prompt + llama.cpp's tokens gives, at
+                     every step, llama.cpp's batch-path top-2 ids and their float32 logits.
+  exact logits       the 256-token prose: llama.cpp's top 512 float32 logits at all 8 positions.
+An exact tie (two equal top logits) would make the greedy choice depend on tie-breaking alone:
+the generation test compares ids up to such a step, says so, and compares the two logits there
+(they must be llama.cpp's, so the tie is reproduced); the golden has none (its smallest top-2
+margin is printed in the failure message otherwise).
 """
 import json
 import os
@@ -83,12 +90,10 @@ from conftest import herd_home, sha256_file
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GOLDEN = json.loads((ROOT / "tests/golden/smollm2/llamacpp_goldens.json").read_text())
 GEN = GOLDEN["generations"]
-STRICT = os.environ.get("HERD_LLAMACPP_STRICT", "") not in ("", "0")
-
-ROBUST_MARGIN = GEN["ambiguous_margin"] if STRICT else GEN["robust_margin"]  # 1e-3 / 1.0
-MARGIN_TOL = 1e-3 if STRICT else 1.0
-TOL_POS = 1e-4 if STRICT else 0.05
-TOL_MEAN = 1e-4 if STRICT else 0.025
+ROBUST_MARGIN = GEN["robust_margin"]  # 1.0
+MARGIN_TOL = 1.0
+TOL_POS = 0.05
+TOL_MEAN = 0.025
 HERD_SELF_MARGIN = 0.05
 REGENERATE = ("the golden comes from `python3 tools/gen_llamacpp_goldens.py` (see its docstring "
               "for the llama.cpp setup)")
@@ -116,12 +121,15 @@ def herd(herd_bin, *args, stdin=None, text=True):
     return r
 
 
-def herd_logits(herd_bin, model, tokens, out):
-    """herd's float32 logits of every position, as float64 [len(tokens), vocab]. With an f16 KV
-    cache, as llama.cpp's (and herd run's) default."""
+def herd_logits(herd_bin, model, tokens, out, numerics="herd"):
+    """herd's float32 logits of every position, as float64 [len(tokens), vocab] (float32 with
+    numerics="ggml", for exact comparisons). With an f16 KV cache, as llama.cpp's (and herd
+    run's) default."""
     herd(herd_bin, "logits", "--model", model, "--tokens", ",".join(map(str, tokens)), "--all",
-         "--cache-type", "f16", "--out", out)
-    logits = np.fromfile(out, dtype="<f4").astype(np.float64)
+         "--cache-type", "f16", "--numerics", numerics, "--out", out)
+    logits = np.fromfile(out, dtype="<f4")
+    if numerics == "herd":
+        logits = logits.astype(np.float64)
     vocab = GOLDEN["model"]["vocab_size"]
     assert logits.size == len(tokens) * vocab, f"herd logits wrote {logits.size} floats"
     return logits.reshape(len(tokens), vocab)
@@ -187,7 +195,7 @@ def teacher_forced(herd_bin, model, tmp_path_factory):
 
 @pytest.mark.parametrize("gen", GEN["prompts"], ids=lambda g: g["name"])
 def test_greedy_matches_llamacpp_teacher_forced(gen, teacher_forced):
-    steps = gen["batch_steps_top2"] if STRICT else gen["steps_top2"]
+    steps = gen["steps_top2"]
     rows = teacher_forced(gen)
     failures, near_ties, differs = [], 0, 0
     for i, ((a1, l1), (a2, l2)) in enumerate(steps):
@@ -214,7 +222,7 @@ def test_greedy_matches_llamacpp_teacher_forced(gen, teacher_forced):
                     f"differ by {abs(herd_margin - margin):.4f} > {MARGIN_TOL}")
     assert not failures, (
         f"{gen['name']}: herd departs from llama.cpp's greedy generation "
-        f"({'batch path, strict' if STRICT else 'decode path'}) at {len(failures)} of "
+        f"(decode path) at {len(failures)} of "
         f"{len(steps)} steps ({near_ties} near ties, herd chose the other token at {differs}):\n"
         + "\n".join(failures[:10]))
 
@@ -305,8 +313,6 @@ def test_logits_match_llamacpp(herd_bin, model, tmp_path):
 def test_golden_noise_is_within_the_tolerances():
     """The tolerances above were derived from self_consistency; a regenerated golden (another
     llama.cpp) must still be consistent with them. No herd or model needed."""
-    if STRICT:
-        pytest.skip("the strict tolerances assume a herd that matches ggml bit for bit")
     variants = GOLDEN["self_consistency"]["variants"]
     noisy = {k: v for k, v in variants.items() if "lse_rel_l2_top512" in v}
     assert noisy, f"the golden has no self_consistency measurements; {REGENERATE}"
@@ -319,3 +325,91 @@ def test_golden_noise_is_within_the_tolerances():
     for g in GOLDEN["logits"]["rows"]:
         assert g["margin"] >= GEN["robust_margin"], g["position"]
         assert g["top"][0][1] == g["max"] and len(g["top"]) == 512
+
+
+# --------------------------------------------------------------------------------------------------
+# --numerics ggml: llama.cpp's arithmetic, compared exactly
+
+
+def f32(x):
+    return np.float32(x)
+
+
+def exact_tie_step(gen):
+    """The first step whose top-2 logits are equal in llama.cpp's decode path (None if none)."""
+    return next((i for i, ((_, l1), (_, l2)) in enumerate(gen["steps_top2"]) if l1 == l2), None)
+
+
+@pytest.mark.parametrize("gen", GEN["prompts"], ids=lambda g: g["name"])
+def test_ggml_numerics_generation_is_llamacpps(herd_bin, model, gen, tmp_path):
+    tie = exact_tie_step(gen)
+    n = len(gen["output_ids"]) if tie is None else tie
+    args = ["run", "--model", model, "--max-tokens", GEN["max_tokens"] if tie is None else max(n, 1),
+            "--temperature", 0, "--ctx", 512, "--numerics", "ggml", "--verbose-prompt",
+            "--print-ids"]
+    args += (["--chat", "--prompt", gen["user"]] if gen["kind"] == "chat"
+             else ["--prompt", gen["prompt"]])
+    r = herd(herd_bin, *args, text=False)
+    err = r.stderr.decode(errors="replace")
+
+    def ids_after(prefix):
+        line = next((ln for ln in err.splitlines() if ln.startswith(prefix)), None)
+        assert line is not None, f"no '{prefix}' line on stderr:\n{err[-2000:]}"
+        return json.loads(line[len(prefix):])
+
+    assert ids_after("herd: prompt ids: ") == gen["prompt_ids"], gen["prompt_text"]
+    got = ids_after("herd: output ids: ")
+    want = gen["output_ids"] + ([gen["stop_id"]] if gen["stop"] == "eog" else [])
+    if tie is not None:
+        # Not a skip: the ids up to the tie are compared, and the tie itself below.
+        print(f"{gen['name']}: step {tie} is an exact tie in llama.cpp ({gen['steps_top2'][tie]}); "
+              f"ids compared up to it, the tied logits checked with `herd logits`")
+        want = want[:n]
+        got = got[:n]
+        rows = herd_logits(herd_bin, model, gen["prompt_ids"] + gen["output_ids"][:tie],
+                           tmp_path / "tie.f32", numerics="ggml")
+        (a1, l1), (a2, l2) = gen["batch_steps_top2"][tie]
+        assert (rows[-1][a1], rows[-1][a2]) == (f32(l1), f32(l2)), "the tied logits differ"
+    first = next((i for i, (a, b) in enumerate(zip(got, want)) if a != b), None)
+    assert got == want, (
+        f"{gen['name']}: herd --numerics ggml generates other ids than llama.cpp"
+        + (f" from step {first}" if first is not None else f" ({len(got)} vs {len(want)} ids)")
+        + f" (llama.cpp's smallest top-2 margin in this generation: {gen['min_margin']}):\n"
+        f"  herd      {got}\n  llama.cpp {want}")
+    text = b"".join(bytes.fromhex(p) for p in gen["output_pieces_hex"][:n])
+    assert r.stdout == text, f"herd run's text {r.stdout!r} is not llama.cpp's {text!r}"
+
+
+@pytest.mark.parametrize("gen", GEN["prompts"], ids=lambda g: g["name"])
+def test_ggml_numerics_steps_are_llamacpps(herd_bin, model, gen, tmp_path):
+    """Teacher-forced, one batch (llama.cpp's batch path: its top-2 at every step, exactly)."""
+    steps = gen["batch_steps_top2"]
+    prompt = gen["prompt_ids"]
+    tokens = (prompt + gen["output_ids"])[:len(prompt) - 1 + len(steps)]
+    rows = herd_logits(herd_bin, model, tokens, tmp_path / "steps.f32",
+                       numerics="ggml")[len(prompt) - 1:]
+    bad = []
+    for i, ((a1, l1), (a2, l2)) in enumerate(steps):
+        h = rows[i]
+        top = np.argsort(-h, kind="stable")[:2]  # ties: lowest id first, as llama.cpp's argmax
+        if [int(top[0]), int(top[1])] != [a1, a2] or h[a1] != f32(l1) or h[a2] != f32(l2):
+            bad.append(f"  step {i}: llama.cpp {a1}: {l1}, {a2}: {l2}; herd {int(top[0])}: "
+                       f"{h[top[0]]!r}, {int(top[1])}: {h[top[1]]!r}")
+    assert not bad, (f"{gen['name']}: herd --numerics ggml's logits are not llama.cpp's at "
+                     f"{len(bad)} of {len(steps)} steps:\n" + "\n".join(bad[:10]))
+
+
+def test_ggml_numerics_logits_are_llamacpps(herd_bin, model, tmp_path):
+    lg = GOLDEN["logits"]
+    rows = herd_logits(herd_bin, model, lg["tokens"], tmp_path / "logits.f32", numerics="ggml")
+    for g in lg["rows"]:
+        h = rows[g["position"]]
+        ids = [i for i, _ in g["top"]]
+        got = h[ids]
+        want = np.array([v for _, v in g["top"]], dtype=np.float32)
+        differ = int((got != want).sum())
+        assert differ == 0, (
+            f"position {g['position']}: {differ} of llama.cpp's top {len(ids)} logits differ "
+            f"(largest difference {np.abs(got - want).max():.3g}); first: id {ids[0]} herd "
+            f"{got[0]!r}, llama.cpp {want[0]!r}")
+        assert h.max() == f32(g["max"]), g["position"]
