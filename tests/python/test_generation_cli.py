@@ -143,3 +143,18 @@ def test_unknown_or_missing_gguf_pre_tokenizer_is_a_loud_warning(herd_bin, tmp_p
     assert r.returncode == 0, r.stderr
     want = "qwen2-bpe\", which herd does not know" if pre else "no tokenizer.ggml.pre"
     assert "warning:" in r.stderr and want in r.stderr
+
+
+def test_numerics_flag_refuses_what_it_cannot_reproduce(herd_bin, model):
+    r = run(herd_bin, "run", "--model", model, "--prompt", "hi", "--numerics", "llama")
+    assert r.returncode != 0 and '--numerics: "llama" is not herd or ggml' in r.stderr, r.stderr
+    # The tiny preset is f32 with Llama 3.1 RoPE scaling: --numerics ggml names what it lacks.
+    r = run(herd_bin, "logits", "--model", model, "--tokens", "1,2", "--numerics", "ggml",
+            "--cache-type", "f16", "--out", "/dev/null")
+    assert r.returncode != 0 and "--numerics ggml" in r.stderr, r.stderr
+    assert "RoPE" in r.stderr or "AVX2" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "terminate" not in r.stderr
+    # herd logits' default f32 cache is not llama.cpp's.
+    r = run(herd_bin, "logits", "--model", model, "--tokens", "1,2", "--numerics", "ggml",
+            "--out", "/dev/null")
+    assert r.returncode != 0 and "--numerics ggml" in r.stderr, r.stderr

@@ -335,13 +335,22 @@ def f32(x):
     return np.float32(x)
 
 
+@pytest.fixture(scope="module")
+def ggml_cpu(herd_bin):
+    """--numerics ggml reproduces llama.cpp's AVX2 code path and needs AVX2 + FMA + F16C."""
+    info = herd(herd_bin, "info").stdout
+    features = next((ln for ln in info.splitlines() if ln.startswith("cpu features:")), "")
+    if not all(f in features.split() for f in ("avx2", "fma", "f16c")):
+        pytest.skip(f"--numerics ggml needs AVX2, FMA and F16C ({features.strip()})")
+
+
 def exact_tie_step(gen):
     """The first step whose top-2 logits are equal in llama.cpp's decode path (None if none)."""
     return next((i for i, ((_, l1), (_, l2)) in enumerate(gen["steps_top2"]) if l1 == l2), None)
 
 
 @pytest.mark.parametrize("gen", GEN["prompts"], ids=lambda g: g["name"])
-def test_ggml_numerics_generation_is_llamacpps(herd_bin, model, gen, tmp_path):
+def test_ggml_numerics_generation_is_llamacpps(herd_bin, model, ggml_cpu, gen, tmp_path):
     tie = exact_tie_step(gen)
     n = len(gen["output_ids"]) if tie is None else tie
     args = ["run", "--model", model, "--max-tokens", GEN["max_tokens"] if tie is None else max(n, 1),
@@ -381,7 +390,7 @@ def test_ggml_numerics_generation_is_llamacpps(herd_bin, model, gen, tmp_path):
 
 
 @pytest.mark.parametrize("gen", GEN["prompts"], ids=lambda g: g["name"])
-def test_ggml_numerics_steps_are_llamacpps(herd_bin, model, gen, tmp_path):
+def test_ggml_numerics_steps_are_llamacpps(herd_bin, model, ggml_cpu, gen, tmp_path):
     """Teacher-forced, one batch (llama.cpp's batch path: its top-2 at every step, exactly)."""
     steps = gen["batch_steps_top2"]
     prompt = gen["prompt_ids"]
@@ -399,7 +408,7 @@ def test_ggml_numerics_steps_are_llamacpps(herd_bin, model, gen, tmp_path):
                      f"{len(bad)} of {len(steps)} steps:\n" + "\n".join(bad[:10]))
 
 
-def test_ggml_numerics_logits_are_llamacpps(herd_bin, model, tmp_path):
+def test_ggml_numerics_logits_are_llamacpps(herd_bin, model, ggml_cpu, tmp_path):
     lg = GOLDEN["logits"]
     rows = herd_logits(herd_bin, model, lg["tokens"], tmp_path / "logits.f32", numerics="ggml")
     for g in lg["rows"]:
