@@ -62,7 +62,9 @@ order, the decode path instead of the batch path) flips a few roundings, the fli
 margin by ~0.14 (standard deviation; 0.64 at most seen), and the argmax flips where the margin is
 below ~0.4. llama.cpp's own single-token decode path differs from its batch path by exactly that
 much, so only an implementation that reproduces ggml's arithmetic bit for bit can match llama.cpp's
-greedy choices at every step; others match where the margin is large.
+greedy choices at every step; others match where the margin is large. herd's --numerics ggml
+(src/kernels/ggml_numerics.h) is such an implementation, and the test compares it with this golden
+exactly; tools/llamacpp_dump builds the same llama.cpp to dump its intermediate tensors.
 
 Floats are written as the shortest decimal that reads back as the same float32.
 """
