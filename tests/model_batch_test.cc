@@ -52,14 +52,27 @@ void ExpectSameBits(const float* a, const float* b, size_t n, const std::string&
 }
 
 // Same size and the same bytes of keys and values in every layer.
-void ExpectSameCache(const KVCache& a, const KVCache& b, int n_layers, const std::string& what) {
+void ExpectSameCache(const KVCache& a, const KVCache& b, int n_layers, int n_kv_heads,
+                     const std::string& what) {
   ASSERT_EQ(a.size(), b.size()) << what;
   ASSERT_EQ(a.dtype(), b.dtype()) << what;
   for (int l = 0; l < n_layers; ++l) {
     const kernels::KVRows ra = a.Rows(l), rb = b.Rows(l);
-    const size_t bytes = static_cast<size_t>(a.size()) * ra.stride * Info(a.dtype()).block_bytes;
-    EXPECT_EQ(std::memcmp(ra.k, rb.k, bytes), 0) << what << " layer " << l << " keys";
-    EXPECT_EQ(std::memcmp(ra.v, rb.v, bytes), 0) << what << " layer " << l << " values";
+    const uint64_t eb = Info(a.dtype()).block_bytes;
+    // Position-major: one run of size() rows; head-major: one run per kv head.
+    const int runs = ra.head_stride ? n_kv_heads : 1;
+    const size_t bytes = static_cast<size_t>(a.size()) * ra.stride * eb;
+    for (int h = 0; h < runs; ++h) {
+      const size_t oa = ra.head_stride * h * eb, ob = rb.head_stride * h * eb;
+      EXPECT_EQ(std::memcmp(static_cast<const uint8_t*>(ra.k) + oa,
+                            static_cast<const uint8_t*>(rb.k) + ob, bytes),
+                0)
+          << what << " layer " << l << " keys, kv head " << h;
+      EXPECT_EQ(std::memcmp(static_cast<const uint8_t*>(ra.v) + oa,
+                            static_cast<const uint8_t*>(rb.v) + ob, bytes),
+                0)
+          << what << " layer " << l << " values, kv head " << h;
+    }
   }
 }
 
@@ -86,7 +99,7 @@ void ExpectBatchEqualsSingles(const Model& m, const std::vector<std::vector<int>
                      what + " sequence " + std::to_string(i));
       ++row;
     }
-    ExpectSameCache((*batched)[i], (*single)[i], m.config.n_layers,
+    ExpectSameCache((*batched)[i], (*single)[i], m.config.n_layers, m.config.n_kv_heads,
                     what + " cache " + std::to_string(i));
   }
   EXPECT_EQ(logits.size(), row * kVocab) << what;
@@ -155,7 +168,8 @@ TEST_P(DecodeSteps, BatchedEqualsOneAtATime) {
     ExpectBatchEqualsSingles(m, tokens, {true, true, true, true}, &batched, &single, &pool, nullptr,
                              what);
   }
-  for (int i = 0; i < 4; ++i) ExpectSameCache(batched[i], single[i], m.config.n_layers, "final");
+  for (int i = 0; i < 4; ++i)
+    ExpectSameCache(batched[i], single[i], m.config.n_layers, m.config.n_kv_heads, "final");
 }
 
 INSTANTIATE_TEST_SUITE_P(WeightsAndCaches, DecodeSteps,
@@ -209,7 +223,7 @@ TEST(ForwardBatch, AllLogitsOfForwardMatchOneRowSequences) {
     // Positions earlier in the same chunk vs earlier steps: the same keys either way.
     ExpectSameBits(&all[i * kVocab], one.data(), kVocab, "token " + std::to_string(i));
   }
-  ExpectSameCache(a, b, m.config.n_layers, "all_logits");
+  ExpectSameCache(a, b, m.config.n_layers, m.config.n_kv_heads, "all_logits");
 }
 
 TEST(ForwardBatch, BadInputIsAnErrorAndChangesNoCache) {

@@ -193,6 +193,27 @@ TEST(Forward, IncrementalDecodeEqualsOneBatchAndChunksAgree) {
   EXPECT_EQ(a.size(), 300);
 }
 
+// A sequence continued from another cache's copied prefix (the server's prompt cache; capacities
+// differ, so a head-major cache's per-head runs land at other offsets) gives the same logits as
+// one computed from the start, for every cache type.
+TEST(KVCache, CopiedPrefixContinuesLikeTheOriginal) {
+  const Model m = MakeModel(Tiny());
+  std::vector<int> tokens(30);
+  for (int i = 0; i < 30; ++i) tokens[i] = (i * 53 + 7) % 512;
+  for (DType t : {DType::kF16, DType::kBF16, DType::kF32}) {
+    SCOPED_TRACE(std::string(Name(t)));
+    KVCache full(m.config, 64, t), donor(m.config, 100, t), copy(m.config, 40, t);
+    std::vector<float> want, got, unused;
+    ASSERT_TRUE(Forward(m, tokens, &full, false, &want, nullptr).ok());
+    ASSERT_TRUE(Forward(m, std::span(tokens).first(20), &donor, false, &unused, nullptr).ok());
+    copy.CopyPrefix(donor, 12);
+    ASSERT_EQ(copy.size(), 12);
+    ASSERT_TRUE(Forward(m, std::span(tokens).subspan(12), &copy, false, &got, nullptr).ok());
+    ASSERT_EQ(got.size(), want.size());
+    EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)), 0);
+  }
+}
+
 TEST(Forward, BadInputIsAnError) {
   const Model m = MakeModel(Tiny());
   KVCache cache(m.config, 4);

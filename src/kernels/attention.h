@@ -21,13 +21,20 @@ struct AttentionShape {
   int head_dim = 0;
 };
 
-// Keys and values by position, as a KV cache holds them: position j's row of n_kv_heads * head_dim
-// elements at k + j * stride (in elements), in dtype f32, f16 or bf16.
+// Keys and values as a KV cache holds them, in dtype f32, f16 or bf16: element i of kv head h at
+// position j is at k + j * stride + HeadOffset(h, head_dim) + i (in elements). Position-major
+// (head_stride 0: a position's n_kv_heads * head_dim elements together, stride = that row) or
+// head-major (each kv head's positions together: stride = head_dim, head_stride = capacity *
+// head_dim), which decode at long context reads as one stream per kv head.
 struct KVRows {
   DType dtype = DType::kF32;
   const void* k = nullptr;
   const void* v = nullptr;
   int64_t stride = 0;
+  int64_t head_stride = 0;
+  int64_t HeadOffset(int kv_head, int head_dim) const {
+    return int64_t{kv_head} * (head_stride ? head_stride : head_dim);
+  }
 };
 
 // Query t sits at position start_pos + t and attends to positions [0, start_pos + t].

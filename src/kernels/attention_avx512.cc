@@ -57,10 +57,17 @@ void HeadPair(const float* qh, float* oh, const float* kt, const float* vt, int 
     }
   }
   for (int h = 0; h < H; ++h) {
-    for (int jb = 0; jb < blocks; ++jb)
-      _mm512_store_ps(scores[h] + jb * 16, _mm512_mul_ps(acc[h][jb], _mm512_set1_ps(scale)));
-    float tile_max = -INFINITY;
-    for (int j = 0; j < n; ++j) tile_max = std::max(tile_max, scores[h][j]);
+    // The tile's maximum over its n keys (the zero-padded lanes past n masked out): max is exact,
+    // so any order gives the scalar loop's value.
+    __m512 vmax = _mm512_set1_ps(-INFINITY);
+    for (int jb = 0; jb < blocks; ++jb) {
+      const __m512 sc = _mm512_mul_ps(acc[h][jb], _mm512_set1_ps(scale));
+      _mm512_store_ps(scores[h] + jb * 16, sc);
+      const int valid = n - jb * 16;
+      const __mmask16 m = valid >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << valid) - 1);
+      vmax = _mm512_mask_max_ps(vmax, m, vmax, sc);
+    }
+    const float tile_max = _mm512_reduce_max_ps(vmax);
     float* o = oh + h * d;
     if (tile_max > max[h]) {  // rescale what was summed under the old maximum
       const float cr = max[h] == -INFINITY ? 0.0f : std::exp(max[h] - tile_max);
@@ -116,7 +123,7 @@ void BlockHeads(const float* q, const KVRows& kv, int64_t start_pos, const Atten
         __m512 r[16];
         for (int j = 0; j < 16; ++j) {
           const int64_t key = j0 + jb * 16 + j;
-          r[j] = jb * 16 + j < n_all ? Load16(k + key * kv.stride + int64_t{kvh} * d + c * 16)
+          r[j] = jb * 16 + j < n_all ? Load16(k + key * kv.stride + kv.HeadOffset(kvh, d) + c * 16)
                                      : _mm512_setzero_ps();
         }
         Transpose16(r);
@@ -125,7 +132,7 @@ void BlockHeads(const float* q, const KVRows& kv, int64_t start_pos, const Atten
     }
     // Values, converted once for the block.
     for (int j = 0; j < n_all; ++j) {
-      const T* vj = v + (j0 + j) * kv.stride + int64_t{kvh} * d;
+      const T* vj = v + (j0 + j) * kv.stride + kv.HeadOffset(kvh, d);
       for (int c = 0; c < chunks; ++c) _mm512_store_ps(vt + j * d + c * 16, Load16(vj + c * 16));
     }
     for (int r = 0; r < nt; ++r) {

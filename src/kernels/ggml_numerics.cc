@@ -247,7 +247,7 @@ void Attention(const float* q, const KVRows& kv, int64_t n_tokens, int64_t start
     for (int d = 0; d < hd; ++d) qh[d] = RoundF16(q[t * q_dim + int64_t{h} * hd + d]);
     float max = -INFINITY;
     for (int64_t j = 0; j <= pos; ++j) {
-      const uint16_t* k = kc + j * kv.stride + int64_t{g} * hd;
+      const uint16_t* k = kc + j * kv.stride + kv.HeadOffset(g, hd);
       for (int d = 0; d < hd; ++d) kj[d] = F16(k[d]);
       p[j] = dot(kj.data(), qh.data(), hd) * scale;
       max = std::max(max, p[j]);
@@ -263,7 +263,7 @@ void Attention(const float* q, const KVRows& kv, int64_t n_tokens, int64_t start
     for (int64_t j = 0; j <= pos; ++j) p[j] = RoundF16(p[j] * inv);
     float* o = out + t * q_dim + int64_t{h} * hd;
     for (int d = 0; d < hd; ++d) {
-      for (int64_t j = 0; j <= pos; ++j) vd[j] = F16(vc[j * kv.stride + int64_t{g} * hd + d]);
+      for (int64_t j = 0; j <= pos; ++j) vd[j] = F16(vc[j * kv.stride + kv.HeadOffset(g, hd) + d]);
       o[d] = dot(vd.data(), p.data(), n_kv);
     }
   });

@@ -19,7 +19,11 @@ bool KVCache::IsCacheType(DType dtype) {
 }
 
 KVCache::KVCache(const LlamaConfig& c, int capacity, DType dtype)
-    : capacity_(capacity), row_(int64_t{c.n_kv_heads} * c.head_dim), dtype_(dtype) {
+    : capacity_(capacity),
+      row_(int64_t{c.n_kv_heads} * c.head_dim),
+      n_kv_heads_(c.n_kv_heads),
+      head_dim_(c.head_dim),
+      dtype_(dtype) {
   CHECK(IsCacheType(dtype));
   const size_t bytes = static_cast<size_t>(capacity) * row_ * Info(dtype).block_bytes;
   k_.assign(c.n_layers, std::vector<uint8_t>(bytes));
@@ -32,22 +36,42 @@ uint64_t KVCache::BytesFor(const LlamaConfig& c, int capacity, DType dtype) {
 
 void KVCache::Store(int layer, int pos, int n, const float* k, const float* v) {
   CHECK(pos >= 0 && n >= 0 && pos + n <= capacity_);
-  const size_t at = static_cast<size_t>(pos) * row_ * Info(dtype_).block_bytes;
-  kernels::QuantizeRow(dtype_, k, n * row_, &k_[layer][at]);
-  kernels::QuantizeRow(dtype_, v, n * row_, &v_[layer][at]);
+  const uint64_t eb = Info(dtype_).block_bytes;
+  if (!head_major()) {
+    const size_t at = static_cast<size_t>(pos) * row_ * eb;
+    kernels::QuantizeRow(dtype_, k, n * row_, &k_[layer][at]);
+    kernels::QuantizeRow(dtype_, v, n * row_, &v_[layer][at]);
+    return;
+  }
+  for (int t = 0; t < n; ++t) {
+    for (int h = 0; h < n_kv_heads_; ++h) {
+      const size_t at = (static_cast<size_t>(h) * capacity_ + pos + t) * head_dim_ * eb;
+      const int64_t from = t * row_ + int64_t{h} * head_dim_;
+      kernels::QuantizeRow(dtype_, k + from, head_dim_, &k_[layer][at]);
+      kernels::QuantizeRow(dtype_, v + from, head_dim_, &v_[layer][at]);
+    }
+  }
 }
 
 kernels::KVRows KVCache::Rows(int layer) const {
-  return {dtype_, k_[layer].data(), v_[layer].data(), row_};
+  if (!head_major()) return {dtype_, k_[layer].data(), v_[layer].data(), row_};
+  return {dtype_, k_[layer].data(), v_[layer].data(), head_dim_, int64_t{capacity_} * head_dim_};
 }
 
 void KVCache::CopyPrefix(const KVCache& src, int n) {
   CHECK(&src != this && src.dtype_ == dtype_ && src.row_ == row_ && src.k_.size() == k_.size());
   CHECK(n >= 0 && n <= src.size_ && n <= capacity_);
-  const size_t bytes = static_cast<size_t>(n) * row_ * Info(dtype_).block_bytes;
+  const uint64_t eb = Info(dtype_).block_bytes;
+  // Position-major: one run of n rows; head-major: one run of n positions per kv head.
+  const int runs = head_major() ? n_kv_heads_ : 1;
+  const size_t run_bytes = static_cast<size_t>(n) * row_ * eb / runs;
   for (size_t layer = 0; layer < k_.size(); ++layer) {
-    std::memcpy(k_[layer].data(), src.k_[layer].data(), bytes);
-    std::memcpy(v_[layer].data(), src.v_[layer].data(), bytes);
+    for (int h = 0; h < runs; ++h) {
+      const size_t dst = static_cast<size_t>(h) * capacity_ * head_dim_ * eb;
+      const size_t from = static_cast<size_t>(h) * src.capacity_ * head_dim_ * eb;
+      std::memcpy(k_[layer].data() + dst, src.k_[layer].data() + from, run_bytes);
+      std::memcpy(v_[layer].data() + dst, src.v_[layer].data() + from, run_bytes);
+    }
   }
   size_ = n;
 }

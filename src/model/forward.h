@@ -19,9 +19,11 @@
 
 namespace herd {
 
-// Keys and values of one sequence, per layer: [capacity, n_kv_heads * head_dim] in f16 (the
-// default, as llama.cpp: half the memory of f32, ~1e-3 relative rounding of k and v), bf16 or
-// f32 (exact; for comparisons with references).
+// Keys and values of one sequence, per layer, in f16 (the default, as llama.cpp: half the memory
+// of f32, ~1e-3 relative rounding of k and v), bf16 or f32 (exact; for comparisons with
+// references). f16 / bf16 caches are head-major, [n_kv_heads, capacity, head_dim], so that decode
+// reads each kv head's keys and values as one stream; f32 caches are position-major,
+// [capacity, n_kv_heads * head_dim], as training's attention reads them (kernels::KVRows).
 class KVCache {
  public:
   KVCache(const LlamaConfig& config, int capacity, DType dtype = DType::kF16);
@@ -46,9 +48,12 @@ class KVCache {
   kernels::KVRows Rows(int layer) const;
 
  private:
+  bool head_major() const { return dtype_ != DType::kF32; }
+
   int capacity_ = 0;
   int size_ = 0;
   int64_t row_ = 0;  // elements per position
+  int n_kv_heads_ = 0, head_dim_ = 0;
   DType dtype_ = DType::kF16;
   std::vector<std::vector<uint8_t>> k_, v_;
 
