@@ -86,6 +86,7 @@ namespace {
 // Rows (tokens of all sequences together) are processed in chunks of at most this many, so
 // activations stay bounded (chunk x ffn_dim floats) however long the prompts.
 constexpr int kChunk = 256;
+constexpr int kGgmlChunk = 512;
 
 // One sequence's rows within a chunk: rows row0 .. row0 + n - 1 run `tokens` at positions
 // pos0 .. pos0 + n - 1 of `cache` (pos0 = cache->size() when the chunk starts); the logits of the
@@ -360,8 +361,11 @@ void Run(const Model& model, std::span<const Job> jobs, float* logits, ThreadPoo
   int64_t rows = 0;
   for (const Job& j : jobs) rows += static_cast<int64_t>(j.tokens.size());
   if (rows == 0) return;
+  // Numerics::kGgml runs llama.cpp's physical batches (n_ubatch 512), whose size decides which of
+  // its attention products runs (a 1-token batch takes the decode path).
+  const int chunk = model.numerics == Numerics::kGgml ? kGgmlChunk : kChunk;
   Scratch& s = ThreadScratch();
-  s.Reserve(c, static_cast<int>(std::min<int64_t>(kChunk, rows)));
+  s.Reserve(c, static_cast<int>(std::min<int64_t>(chunk, rows)));
   std::vector<Segment>& segs = s.segs;
   segs.clear();
   int m = 0, n_out = 0;
@@ -376,8 +380,8 @@ void Run(const Model& model, std::span<const Job> jobs, float* logits, ThreadPoo
   for (const Job& j : jobs) {
     const int n = static_cast<int>(j.tokens.size());
     for (int done = 0; done < n;) {
-      if (m == kChunk) flush();
-      const int take = std::min(kChunk - m, n - done);
+      if (m == chunk) flush();
+      const int take = std::min(chunk - m, n - done);
       const bool last = done + take == n;
       const int want = j.want == Want::kAll ? take : (j.want == Want::kLast && last ? 1 : 0);
       // Earlier chunks of this job have run and advanced the cache.
