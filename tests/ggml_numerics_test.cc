@@ -177,6 +177,7 @@ TEST(GgmlNumerics, AttentionMatchesExactSoftmaxAttention) {
 TEST(GgmlNumerics, ModelsItCannotReproduceAreRefusedByName) {
   LlamaConfig c = *PresetConfig("tiny");
   c.rope_scaling.reset();  // the preset has Llama 3.1's; tested last
+  c.head_dim = 32;         // the preset's 16 is refused (tested below)
   Model m;
   m.config = c;
   m.weights = *InitRandomWeights(c, DType::kF32, 1, nullptr);
@@ -192,6 +193,10 @@ TEST(GgmlNumerics, ModelsItCannotReproduceAreRefusedByName) {
   EXPECT_EQ(NumericsUnsupported(m, Numerics::kGgml, DType::kF16), "");
   EXPECT_NE(NumericsUnsupported(m, Numerics::kGgml, DType::kF32).find("--cache-type f32"),
             std::string::npos);
+  m.config.head_dim = 16;
+  EXPECT_NE(NumericsUnsupported(m, Numerics::kGgml, DType::kF16).find("multiple of 32"),
+            std::string::npos);
+  m.config.head_dim = c.head_dim;
   m.config.rope_scaling = RopeScaling{};
   EXPECT_NE(NumericsUnsupported(m, Numerics::kGgml, DType::kF16).find("RoPE"), std::string::npos);
 }

@@ -329,6 +329,11 @@ std::string NumericsUnsupported(const Model& model, Numerics numerics, DType cac
     return "--numerics ggml reproduces llama.cpp's f16 KV cache; --cache-type " +
            std::string(Name(cache_type)) + " is not supported with it";
   }
+  if (model.config.head_dim % 32 != 0) {
+    return "--numerics ggml reproduces llama.cpp's attention for head dims that are a multiple of "
+           "32; this model's is " +
+           std::to_string(model.config.head_dim);
+  }
   if (model.config.rope_scaling) {
     return "--numerics ggml does not reproduce RoPE frequency scaling (this model has llama3 "
            "scaling)";

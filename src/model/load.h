@@ -48,8 +48,8 @@ struct Model {
   Numerics numerics = Numerics::kHerd;
 };
 
-// Why `model` cannot run with `numerics` ("" if it can): kGgml needs q4_1 / q8_0 matrices, no RoPE
-// scaling, and an f16 cache (cache_type).
+// Why `model` cannot run with `numerics` ("" if it can): kGgml needs an AVX2 CPU, q4_1 / q8_0
+// matrices, a head dim that is a multiple of 32, no RoPE scaling, and an f16 cache (cache_type).
 std::string NumericsUnsupported(const Model& model, Numerics numerics, DType cache_type);
 
 Result<Model> LoadModel(const std::string& path);
