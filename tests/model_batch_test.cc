@@ -62,10 +62,15 @@ void ExpectSameCache(const KVCache& a, const KVCache& b, int n_layers, int n_kv_
     // Position-major: one run of size() rows; head-major: one run per kv head.
     const int runs = ra.head_stride ? n_kv_heads : 1;
     const size_t bytes = static_cast<size_t>(a.size()) * ra.stride * eb;
+    // Blocked keys: whole 16-position blocks (positions past size() are zeros in both).
+    constexpr int kB = kernels::KVRows::kKeyBlock;
+    const size_t k_bytes =
+        ra.k_blocked ? static_cast<size_t>((a.size() + kB - 1) / kB * kB) * ra.stride * eb : bytes;
+    ASSERT_EQ(ra.k_blocked, rb.k_blocked) << what;
     for (int h = 0; h < runs; ++h) {
       const size_t oa = ra.head_stride * h * eb, ob = rb.head_stride * h * eb;
       EXPECT_EQ(std::memcmp(static_cast<const uint8_t*>(ra.k) + oa,
-                            static_cast<const uint8_t*>(rb.k) + ob, bytes),
+                            static_cast<const uint8_t*>(rb.k) + ob, k_bytes),
                 0)
           << what << " layer " << l << " keys, kv head " << h;
       EXPECT_EQ(std::memcmp(static_cast<const uint8_t*>(ra.v) + oa,

@@ -26,14 +26,26 @@ struct AttentionShape {
 // (head_stride 0: a position's n_kv_heads * head_dim elements together, stride = that row) or
 // head-major (each kv head's positions together: stride = head_dim, head_stride = capacity *
 // head_dim), which decode at long context reads as one stream per kv head.
+// The largest head_dim the AVX-512 block kernels (and key-blocked caches) take.
+inline constexpr int kMaxHeadDimForBlocks = 128;
+
 struct KVRows {
   DType dtype = DType::kF32;
   const void* k = nullptr;
   const void* v = nullptr;
   int64_t stride = 0;
   int64_t head_stride = 0;
+  // Keys only, in a head-major cache read by the AVX-512 kernels (avx512::HasAttentionBlock
+  // shapes): each kv head's keys in blocks of kKeyBlock positions stored transposed, element i of
+  // position j at k + HeadOffset(h, head_dim) + KeyOffset(j, i, head_dim), so that a block's 16
+  // keys are one vector per dimension (no transposes in attention). Values are not blocked.
+  bool k_blocked = false;
+  static constexpr int kKeyBlock = 16;
   int64_t HeadOffset(int kv_head, int head_dim) const {
     return int64_t{kv_head} * (head_stride ? head_stride : head_dim);
+  }
+  static int64_t KeyOffset(int64_t j, int i, int head_dim) {
+    return j / kKeyBlock * kKeyBlock * head_dim + int64_t{i} * kKeyBlock + j % kKeyBlock;
   }
 };
 

@@ -23,7 +23,7 @@ using attention_impl::F16Elem;
 using attention_impl::kMaxGroup;
 using attention_impl::kTile;
 
-constexpr int kMaxDim = 128;
+constexpr int kMaxDim = kMaxHeadDimForBlocks;
 
 inline __m512 Load16(const float* p) { return _mm512_loadu_ps(p); }
 inline __m512 Load16(const F16Elem* p) {
@@ -117,8 +117,20 @@ void BlockHeads(const float* q, const KVRows& kv, int64_t start_pos, const Atten
   for (int64_t j0 = 0; j0 < keys_end; j0 += kTile) {
     const int n_all = static_cast<int>(std::min<int64_t>(kTile, keys_end - j0));
     const int key_blocks = (n_all + 15) / 16;
+    if (kv.k_blocked) {
+      // Keys already stored transposed per 16 positions: one conversion per dimension (lanes
+      // past the tile's end zeroed, as the transposes below leave them).
+      const T* kb = k + kv.HeadOffset(kvh, d);
+      for (int jb = 0; jb < key_blocks; ++jb) {
+        const int valid = n_all - jb * 16;
+        const __mmask16 m = valid >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << valid) - 1);
+        const T* blk = kb + KVRows::KeyOffset(j0 + jb * 16, 0, d);
+        for (int i = 0; i < d; ++i)
+          _mm512_store_ps(kt + i * kTile + jb * 16, _mm512_maskz_mov_ps(m, Load16(blk + i * 16)));
+      }
+    }
     // Keys, transposed 16 x 16 at a time (keys past the tile's end are zeros).
-    for (int jb = 0; jb < key_blocks; ++jb) {
+    for (int jb = 0; jb < key_blocks && !kv.k_blocked; ++jb) {
       for (int c = 0; c < chunks; ++c) {
         __m512 r[16];
         for (int j = 0; j < 16; ++j) {

@@ -48,7 +48,7 @@ void AttentionRangeHeads(const float* q, const KVRows& kv, int64_t start_pos,
     for (int64_t j0 = 0; j0 < n_keys; j0 += kTile) {
       const int n = static_cast<int>(std::min<int64_t>(kTile, n_keys - j0));
       for (int j = 0; j < n; ++j) {
-        const T* kj = k + (j0 + j) * kv.stride + kv.HeadOffset(kvh, d);
+        const T* kj = k + (j0 + j) * kv.stride + kv.HeadOffset(kvh, d);  // never k_blocked here
         for (int g = 0; g < group; ++g) scores[g][j] = Ops::Dot(qg + g * d, kj, d) * scale;
       }
       for (int g = 0; g < group; ++g) {

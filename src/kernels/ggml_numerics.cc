@@ -247,8 +247,9 @@ void Attention(const float* q, const KVRows& kv, int64_t n_tokens, int64_t start
     for (int d = 0; d < hd; ++d) qh[d] = RoundF16(q[t * q_dim + int64_t{h} * hd + d]);
     float max = -INFINITY;
     for (int64_t j = 0; j <= pos; ++j) {
-      const uint16_t* k = kc + j * kv.stride + kv.HeadOffset(g, hd);
-      for (int d = 0; d < hd; ++d) kj[d] = F16(k[d]);
+      const uint16_t* k = kc + kv.HeadOffset(g, hd);
+      for (int d = 0; d < hd; ++d)
+        kj[d] = F16(kv.k_blocked ? k[KVRows::KeyOffset(j, d, hd)] : k[j * kv.stride + d]);
       p[j] = dot(kj.data(), qh.data(), hd) * scale;
       max = std::max(max, p[j]);
     }

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "base/check.h"
+#include "base/cpu.h"
 #include "kernels/attention.h"
 #include "kernels/backward.h"
 #include "kernels/ggml_numerics.h"
@@ -25,7 +26,11 @@ KVCache::KVCache(const LlamaConfig& c, int capacity, DType dtype)
       head_dim_(c.head_dim),
       dtype_(dtype) {
   CHECK(IsCacheType(dtype));
-  const size_t bytes = static_cast<size_t>(capacity) * row_ * Info(dtype).block_bytes;
+  k_blocked_ = head_major() && ActiveIsa() >= Isa::kAvx512 &&
+               kernels::avx512::HasAttentionBlock({c.n_heads, c.n_kv_heads, c.head_dim});
+  constexpr int kBlock = kernels::KVRows::kKeyBlock;
+  head_positions_ = k_blocked_ ? (capacity + kBlock - 1) / kBlock * kBlock : capacity;
+  const size_t bytes = static_cast<size_t>(head_positions_) * row_ * Info(dtype).block_bytes;
   k_.assign(c.n_layers, std::vector<uint8_t>(bytes));
   v_.assign(c.n_layers, std::vector<uint8_t>(bytes));
 }
@@ -43,34 +48,55 @@ void KVCache::Store(int layer, int pos, int n, const float* k, const float* v) {
     kernels::QuantizeRow(dtype_, v, n * row_, &v_[layer][at]);
     return;
   }
+  uint16_t key[kernels::kMaxHeadDimForBlocks];
   for (int t = 0; t < n; ++t) {
     for (int h = 0; h < n_kv_heads_; ++h) {
-      const size_t at = (static_cast<size_t>(h) * capacity_ + pos + t) * head_dim_ * eb;
+      const size_t head = static_cast<size_t>(h) * head_positions_ * head_dim_;
       const int64_t from = t * row_ + int64_t{h} * head_dim_;
-      kernels::QuantizeRow(dtype_, k + from, head_dim_, &k_[layer][at]);
-      kernels::QuantizeRow(dtype_, v + from, head_dim_, &v_[layer][at]);
+      kernels::QuantizeRow(dtype_, v + from, head_dim_,
+                           &v_[layer][(head + static_cast<size_t>(pos + t) * head_dim_) * eb]);
+      if (!k_blocked_) {
+        kernels::QuantizeRow(dtype_, k + from, head_dim_,
+                             &k_[layer][(head + static_cast<size_t>(pos + t) * head_dim_) * eb]);
+        continue;
+      }
+      // 16-bit elements (f16 / bf16): converted as a row, then placed one per block row.
+      kernels::QuantizeRow(dtype_, k + from, head_dim_, reinterpret_cast<uint8_t*>(key));
+      auto* dst = reinterpret_cast<uint16_t*>(k_[layer].data()) + head;
+      for (int i = 0; i < head_dim_; ++i)
+        dst[kernels::KVRows::KeyOffset(pos + t, i, head_dim_)] = key[i];
     }
   }
 }
 
 kernels::KVRows KVCache::Rows(int layer) const {
   if (!head_major()) return {dtype_, k_[layer].data(), v_[layer].data(), row_};
-  return {dtype_, k_[layer].data(), v_[layer].data(), head_dim_, int64_t{capacity_} * head_dim_};
+  return {dtype_,
+          k_[layer].data(),
+          v_[layer].data(),
+          head_dim_,
+          int64_t{head_positions_} * head_dim_,
+          k_blocked_};
 }
 
 void KVCache::CopyPrefix(const KVCache& src, int n) {
-  CHECK(&src != this && src.dtype_ == dtype_ && src.row_ == row_ && src.k_.size() == k_.size());
+  CHECK(&src != this && src.dtype_ == dtype_ && src.row_ == row_ && src.k_.size() == k_.size() &&
+        src.k_blocked_ == k_blocked_);
   CHECK(n >= 0 && n <= src.size_ && n <= capacity_);
   const uint64_t eb = Info(dtype_).block_bytes;
-  // Position-major: one run of n rows; head-major: one run of n positions per kv head.
+  // Position-major: one run of n rows; head-major: one run of n positions per kv head (whole
+  // blocks of keys when they are blocked; both caches allocate whole blocks).
   const int runs = head_major() ? n_kv_heads_ : 1;
-  const size_t run_bytes = static_cast<size_t>(n) * row_ * eb / runs;
+  constexpr int kBlock = kernels::KVRows::kKeyBlock;
+  const int64_t key_positions = k_blocked_ ? (n + kBlock - 1) / kBlock * kBlock : n;
+  const size_t v_bytes = static_cast<size_t>(n) * row_ * eb / runs;
+  const size_t k_bytes = static_cast<size_t>(key_positions) * row_ * eb / runs;
   for (size_t layer = 0; layer < k_.size(); ++layer) {
     for (int h = 0; h < runs; ++h) {
-      const size_t dst = static_cast<size_t>(h) * capacity_ * head_dim_ * eb;
-      const size_t from = static_cast<size_t>(h) * src.capacity_ * head_dim_ * eb;
-      std::memcpy(k_[layer].data() + dst, src.k_[layer].data() + from, run_bytes);
-      std::memcpy(v_[layer].data() + dst, src.v_[layer].data() + from, run_bytes);
+      const size_t dst = static_cast<size_t>(h) * head_positions_ * head_dim_ * eb;
+      const size_t from = static_cast<size_t>(h) * src.head_positions_ * head_dim_ * eb;
+      std::memcpy(k_[layer].data() + dst, src.k_[layer].data() + from, k_bytes);
+      std::memcpy(v_[layer].data() + dst, src.v_[layer].data() + from, v_bytes);
     }
   }
   size_ = n;

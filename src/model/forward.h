@@ -22,8 +22,9 @@ namespace herd {
 // Keys and values of one sequence, per layer, in f16 (the default, as llama.cpp: half the memory
 // of f32, ~1e-3 relative rounding of k and v), bf16 or f32 (exact; for comparisons with
 // references). f16 / bf16 caches are head-major, [n_kv_heads, capacity, head_dim], so that decode
-// reads each kv head's keys and values as one stream; f32 caches are position-major,
-// [capacity, n_kv_heads * head_dim], as training's attention reads them (kernels::KVRows).
+// reads each kv head's keys and values as one stream, with keys in transposed 16-position blocks
+// where the AVX-512 attention runs; f32 caches are position-major, [capacity, n_kv_heads *
+// head_dim], as training's attention reads them (kernels::KVRows).
 class KVCache {
  public:
   KVCache(const LlamaConfig& config, int capacity, DType dtype = DType::kF16);
@@ -54,6 +55,10 @@ class KVCache {
   int size_ = 0;
   int64_t row_ = 0;  // elements per position
   int n_kv_heads_ = 0, head_dim_ = 0;
+  // Keys in transposed 16-position blocks (kernels::KVRows::k_blocked): head-major caches when the
+  // AVX-512 attention kernels run. Positions per kv head are then allocated in whole blocks.
+  bool k_blocked_ = false;
+  int head_positions_ = 0;  // allocated positions per kv head (capacity, rounded up for blocks)
   DType dtype_ = DType::kF16;
   std::vector<std::vector<uint8_t>> k_, v_;
 
