@@ -21,14 +21,14 @@ struct AttentionShape {
   int head_dim = 0;
 };
 
+// The largest head_dim the AVX-512 block kernels (and key-blocked caches) take.
+inline constexpr int kMaxHeadDimForBlocks = 128;
+
 // Keys and values as a KV cache holds them, in dtype f32, f16 or bf16: element i of kv head h at
 // position j is at k + j * stride + HeadOffset(h, head_dim) + i (in elements). Position-major
 // (head_stride 0: a position's n_kv_heads * head_dim elements together, stride = that row) or
 // head-major (each kv head's positions together: stride = head_dim, head_stride = capacity *
 // head_dim), which decode at long context reads as one stream per kv head.
-// The largest head_dim the AVX-512 block kernels (and key-blocked caches) take.
-inline constexpr int kMaxHeadDimForBlocks = 128;
-
 struct KVRows {
   DType dtype = DType::kF32;
   const void* k = nullptr;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "base/check.h"
 #include "kernels/attention.h"
 #include "kernels/expsum.h"
 
@@ -48,7 +49,7 @@ void AttentionRangeHeads(const float* q, const KVRows& kv, int64_t start_pos,
     for (int64_t j0 = 0; j0 < n_keys; j0 += kTile) {
       const int n = static_cast<int>(std::min<int64_t>(kTile, n_keys - j0));
       for (int j = 0; j < n; ++j) {
-        const T* kj = k + (j0 + j) * kv.stride + kv.HeadOffset(kvh, d);  // never k_blocked here
+        const T* kj = k + (j0 + j) * kv.stride + kv.HeadOffset(kvh, d);
         for (int g = 0; g < group; ++g) scores[g][j] = Ops::Dot(qg + g * d, kj, d) * scale;
       }
       for (int g = 0; g < group; ++g) {
@@ -89,6 +90,7 @@ void AttentionRange(const float* q, const KVRows& kv, int64_t start_pos, const A
 template <template <typename> class Ops>
 void AttentionRangeAnyType(const float* q, const KVRows& kv, int64_t start_pos,
                            const AttentionShape& s, float* out, size_t begin, size_t end) {
+  CHECK(!kv.k_blocked);  // the AVX-512 block kernels' layout (KVCache makes it only for them)
   switch (kv.dtype) {
     case DType::kF16:
       return AttentionRange<Ops<F16Elem>, F16Elem>(q, kv, start_pos, s, out, begin, end);
