@@ -1,7 +1,8 @@
-// kernels/ggml_numerics.h. Plain C++ whose every float operation is written out: this file is
-// compiled with -ffp-contract=off (no multiply-add the source does not ask for), and std::fma
-// where ggml uses a fused multiply-add (an instruction: the file is built for AVX2 + FMA + F16C).
-// Lane loops are ggml's SIMD lanes, one element each.
+// kernels/ggml_numerics.h. Every float operation is written out: this file is compiled with
+// -ffp-contract=off (no multiply-add the source does not ask for), and std::fma where ggml uses a
+// fused multiply-add (an instruction: the file is built for AVX2 + FMA + F16C). Lane loops are
+// ggml's SIMD lanes, one element each; the block dot products use the AVX2 intrinsics ggml's
+// kernels use (maddubs / madd lane sums, one FMA per block), whose integer parts are exact.
 #include "kernels/ggml_numerics.h"
 
 #include <immintrin.h>
