@@ -16,24 +16,19 @@
 #include "kernels/convert.h"
 #include "kernels/ops.h"
 #include "kernels/quant.h"
+#include "kernels_test_util.h"
 #include "model/init.h"
 #include "model/load.h"
 
 namespace herd::kernels::ggml {
 namespace {
 
+using testing::RandomVec;
+
 bool HasAvx2() { return BestIsa(DetectCpu()) >= Isa::kAvx2; }
 
 #define REQUIRE_AVX2() \
   if (!HasAvx2()) GTEST_SKIP() << "ggml numerics need AVX2 + FMA + F16C"
-
-std::vector<float> Random(int64_t n, uint32_t seed, float scale) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = d(rng);
-  return v;
-}
 
 TEST(GgmlNumerics, ExpIsWithinTwoUlpAndHandlesTheRangeEnds) {
   REQUIRE_AVX2();
@@ -55,7 +50,7 @@ TEST(GgmlNumerics, ExpIsWithinTwoUlpAndHandlesTheRangeEnds) {
 TEST(GgmlNumerics, SwiGLUAndRmsNormAgreeWithExactMath) {
   REQUIRE_AVX2();
   const int64_t n = 576;
-  const auto x = Random(n, 2, 3.0f), up = Random(n, 3, 1.0f), w = Random(n, 4, 1.0f);
+  const auto x = RandomVec(n, 2, 3.0f), up = RandomVec(n, 3, 1.0f), w = RandomVec(n, 4, 1.0f);
   std::vector<float> g = x;
   SwiGLU(g.data(), up.data(), n);
   for (int64_t i = 0; i < n; ++i) {
@@ -76,7 +71,7 @@ TEST(GgmlNumerics, RopeRotatesByTheFloatAngleChain) {
   for (int64_t pos : {0, 1, 7, 63}) {
     std::vector<float> cos(head_dim / 2), sin(head_dim / 2);
     RopeTable(pos, head_dim, 100000.0f, cos.data(), sin.data());
-    auto x = Random(n_heads * head_dim, 5, 1.0f);
+    auto x = RandomVec(n_heads * head_dim, 5, 1.0f);
     const auto x0 = x;
     Rope(x.data(), n_heads, head_dim, cos.data(), sin.data());
     for (int h = 0; h < n_heads; ++h) {
@@ -96,13 +91,13 @@ TEST(GgmlNumerics, RopeRotatesByTheFloatAngleChain) {
 // d_a / 2 per element times sum |w| (d_a = amax / 127), plus float rounding.
 void CheckMatMul(DType t) {
   const int64_t rows = 37, cols = 256, n = 3;
-  const auto wf = Random(rows * cols, 6, 0.05f);
+  const auto wf = RandomVec(rows * cols, 6, 0.05f);
   const uint64_t row_bytes = *BytesFor(t, cols);
   std::vector<uint8_t> wq(row_bytes * rows);
   for (int64_t r = 0; r < rows; ++r)
     QuantizeRow(t, wf.data() + r * cols, cols, wq.data() + r * row_bytes);
   const MatView w = MakeMatView(t, rows, cols, wq.data());
-  const auto x = Random(n * cols, 7, 1.0f);
+  const auto x = RandomVec(n * cols, 7, 1.0f);
   std::vector<float> out(n * rows), one(rows), deq(cols);
   ggml::MatMul(w, x.data(), n, out.data(), nullptr);
   for (int64_t t0 = 0; t0 < n; ++t0) {
@@ -142,8 +137,8 @@ TEST(GgmlNumerics, AttentionMatchesExactSoftmaxAttention) {
   REQUIRE_AVX2();
   const AttentionShape s{6, 2, 64};
   const int64_t n = 37, row = int64_t{s.n_kv_heads} * s.head_dim, q_dim = int64_t{s.n_heads} * 64;
-  const auto q = Random(n * q_dim, 8, 1.0f), kf = Random(n * row, 9, 1.0f),
-             vf = Random(n * row, 10, 1.0f);
+  const auto q = RandomVec(n * q_dim, 8, 1.0f), kf = RandomVec(n * row, 9, 1.0f),
+             vf = RandomVec(n * row, 10, 1.0f);
   std::vector<uint16_t> k(kf.size()), v(vf.size());
   for (size_t i = 0; i < kf.size(); ++i) k[i] = F32ToF16(kf[i]), v[i] = F32ToF16(vf[i]);
   const KVRows kv{DType::kF16, k.data(), v.data(), row};

@@ -9,6 +9,7 @@
 #include <math.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -21,16 +22,8 @@ namespace {
 
 constexpr int kBlock = 32;
 
-uint32_t Bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-float FromBits(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+uint32_t Bits(float f) { return std::bit_cast<uint32_t>(f); }
+float FromBits(uint32_t u) { return std::bit_cast<float>(u); }
 // F16C conversions (round to nearest even), as ggml's GGML_CPU_FP16_TO_FP32 / FP32_TO_FP16.
 float F16(uint16_t h) { return _cvtsh_ss(h); }
 float RoundF16(float f) { return _cvtsh_ss(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT)); }

@@ -192,6 +192,27 @@ void Q4KN(const uint8_t* group, const QActs& a, int64_t t0, float* out, int64_t 
   });
 }
 
+// Tokens t0 .. t0 + N - 1 at Q8_K block b: their quantised bytes and their 16 sums of 16 (the
+// side data after the 4 pair sums).
+template <int N>
+inline void Q8KBlockPointers(const QActs& a, int64_t t0, int64_t b, const int8_t* (&q)[N],
+                             const int32_t* (&side)[N]) {
+  for (int i = 0; i < N; ++i) {
+    q[i] = reinterpret_cast<const int8_t*>(a.q + (t0 + i) * a.row_bytes + b * kQ8_KBytes + 4);
+    side[i] = a.sum + ((t0 + i) * a.blocks + b) * 20 + 4;
+  }
+}
+
+// q6_K's float step for block b: acc_i += (d * d_a) * float(sumi_i).
+template <int N>
+inline void AddBlock(const QActs& a, int64_t t0, int64_t b, __m512 d, const __m512i (&sumi)[N],
+                     __m512 (&acc)[N]) {
+  for (int i = 0; i < N; ++i) {
+    const __m512 dd = _mm512_mul_ps(d, _mm512_set1_ps(a.scale[(t0 + i) * a.blocks + b]));
+    acc[i] = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(sumi[i]), acc[i]);
+  }
+}
+
 // q6_K: per pair of 16-element sub-blocks, 4 lines of low 4 bits and 2 of high 2 bits; a
 // sub-block's sum starts at -32 * (its activation sum), so it is sum (q - 32) * q_a, then is
 // scaled by the rows' int8 scales in int32.
@@ -204,10 +225,7 @@ void Q6KN(const uint8_t* group, const QActs& a, int64_t t0, float* out, int64_t 
     const uint8_t* o = group + b * kQ6KPackedBytes;
     const int8_t* q[N];
     const int32_t* side[N];
-    for (int i = 0; i < N; ++i) {
-      q[i] = reinterpret_cast<const int8_t*>(a.q + (t0 + i) * a.row_bytes + b * kQ8_KBytes + 4);
-      side[i] = a.sum + ((t0 + i) * a.blocks + b) * 20 + 4;
-    }
+    Q8KBlockPointers(a, t0, b, q, side);
     __m512i sumi[N];
     for (int i = 0; i < N; ++i) sumi[i] = _mm512_setzero_si512();
     for (int p = 0; p < 8; ++p) {
@@ -247,11 +265,7 @@ void Q6KN(const uint8_t* group, const QActs& a, int64_t t0, float* out, int64_t 
                                                              _mm512_mullo_epi32(sum1[i], sc1)));
       }
     }
-    const __m512 d = Scales16(o);
-    for (int i = 0; i < N; ++i) {
-      const __m512 dd = _mm512_mul_ps(d, _mm512_set1_ps(a.scale[(t0 + i) * a.blocks + b]));
-      acc[i] = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(sumi[i]), acc[i]);
-    }
+    AddBlock(a, t0, b, Scales16(o), sumi, acc);
   }
   for (int i = 0; i < N; ++i) _mm512_storeu_ps(out + i * ldo, acc[i]);
 }
@@ -294,10 +308,7 @@ void Q6KU(const uint8_t* group, const QActs& a, int64_t t0, float* out, int64_t 
     const uint8_t* o = group + b * kUnpackedBytes;
     const int8_t* q[N];
     const int32_t* side[N];
-    for (int i = 0; i < N; ++i) {
-      q[i] = reinterpret_cast<const int8_t*>(a.q + (t0 + i) * a.row_bytes + b * kQ8_KBytes + 4);
-      side[i] = a.sum + ((t0 + i) * a.blocks + b) * 20 + 4;
-    }
+    Q8KBlockPointers(a, t0, b, q, side);
     __m512i sumi[N];
     for (int i = 0; i < N; ++i) sumi[i] = _mm512_setzero_si512();
     for (int s = 0; s < 16; ++s) {
@@ -315,11 +326,7 @@ void Q6KU(const uint8_t* group, const QActs& a, int64_t t0, float* out, int64_t 
         sumi[i] = _mm512_add_epi32(sumi[i], _mm512_mullo_epi32(part[i], sc));
       }
     }
-    const __m512 d = Scales16(o);
-    for (int i = 0; i < N; ++i) {
-      const __m512 dd = _mm512_mul_ps(d, _mm512_set1_ps(a.scale[(t0 + i) * a.blocks + b]));
-      acc[i] = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(sumi[i]), acc[i]);
-    }
+    AddBlock(a, t0, b, Scales16(o), sumi, acc);
   }
   for (int i = 0; i < N; ++i) _mm512_storeu_ps(out + i * ldo, acc[i]);
 }
