@@ -389,7 +389,11 @@ void Run(const Model& model, std::span<const Job> jobs, float* logits, ThreadPoo
   if (rows == 0) return;
   // Numerics::kGgml runs llama.cpp's physical batches (n_ubatch 512), whose size decides which of
   // its attention products runs (a 1-token batch takes the decode path).
-  const int chunk = model.numerics == Numerics::kGgml ? kGgmlChunk : kChunk;
+  // Training (a tape) runs all rows as one chunk: each product is then one parallel region over
+  // the whole batch. Results do not depend on the chunking (rows are independent).
+  const int chunk = model.numerics == Numerics::kGgml ? kGgmlChunk
+                    : tape                            ? static_cast<int>(rows)
+                                                      : kChunk;
   Scratch& s = ThreadScratch();
   s.Reserve(c, static_cast<int>(std::min<int64_t>(chunk, rows)));
   std::vector<Segment>& segs = s.segs;
