@@ -335,22 +335,25 @@ TEST(TrainGrad, RejectsBadBatches) {
 }
 
 // MatMulBackward (MatMul's kernels on transposed copies) against double loops, on fresh random
-// shapes that are not multiples of any tile; dw accumulates onto what it held.
+// shapes that are not multiples of any tile; dw accumulates onto what it held, and dx too when
+// asked (accumulate_dx).
 TEST(TrainGrad, MatMulBackwardMatchesScalarReference) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> u(-1, 1);
   ThreadPool pool(3);
-  for (auto [m, n, k] : {std::tuple{1, 1, 1}, {37, 29, 53}, {70, 130, 9}, {5, 300, 64}}) {
-    std::vector<float> w(n * k), x(m * k), dy(m * n), dx(m * k), dw(n * k), dw0(n * k);
-    for (auto* v : {&w, &x, &dy, &dw0}) std::generate(v->begin(), v->end(), [&] { return u(rng); });
-    dw = dw0;
+  for (auto [m, n, k, acc] : {std::tuple{1, 1, 1, false}, {37, 29, 53, false}, {70, 130, 9, true},
+                              {5, 300, 64, false}, {37, 29, 53, true}}) {
+    std::vector<float> w(n * k), x(m * k), dy(m * n), dx(m * k), dx0(m * k), dw(n * k), dw0(n * k);
+    for (auto* v : {&w, &x, &dy, &dw0, &dx0})
+      std::generate(v->begin(), v->end(), [&] { return u(rng); });
+    dw = dw0, dx = dx0;
     kernels::MatMulBackward(kernels::MakeMatView(DType::kF32, n, k, w.data()), x.data(), dy.data(),
-                            m, dx.data(), dw.data(), &pool);
+                            m, dx.data(), dw.data(), &pool, acc);
     for (int i = 0; i < m; ++i) {
       for (int j = 0; j < k; ++j) {
-        double ref = 0, mag = 0;
+        double ref = acc ? dx0[i * k + j] : 0, mag = acc;
         for (int r = 0; r < n; ++r) ref += double{dy[i * n + r]} * w[r * k + j], mag += 1;
-        EXPECT_NEAR(dx[i * k + j], ref, 1e-5 * mag) << m << "x" << n << "x" << k;
+        EXPECT_NEAR(dx[i * k + j], ref, 1e-5 * mag) << m << "x" << n << "x" << k << " " << acc;
       }
     }
     for (int r = 0; r < n; ++r) {

@@ -15,10 +15,11 @@ namespace herd::kernels {
 // The 1 / sqrt(mean(x^2) + eps) RMSNorm scales a row by (the same float RMSNorm uses).
 float RMSNormScale(const float* x, int64_t n, float eps);
 
-// y = x * r * w with r = RMSNormScale(x): dx = r * (dy * w) - x * r^3 / n * sum_j dy_j w_j x_j
-// (sums in double). The weight's gradient, dw_i = sum over rows of dy_i * x_i * r, is left to
-// the caller (it sums over rows).
-void RMSNormBackward(const float* x, const float* weight, const float* dy, int64_t n, float eps,
+// y = x * r * w with r = RMSNormScale(x) (passed in: the caller has it):
+//   dx += r * (dy * w) - x * r^3 / n * sum_j dy_j w_j x_j
+// (in double; added to dx, so that the residual stream's gradient collects it). The weight's
+// gradient, dw_i = sum over rows of dy_i * x_i * r, is left to the caller (it sums over rows).
+void RMSNormBackward(const float* x, const float* weight, const float* dy, int64_t n, float r,
                      float* dx);
 
 // The transpose of RopeInterleaved's rotation (rotation by -angle), in place on the gradient.
@@ -54,11 +55,13 @@ void AttentionBackward(const float* q, const float* k, const float* v, const flo
                        float* dq, float* dk, float* dv);
 
 // MatMul backward for float32 weights w [n, k] applied to x [m, k] (y = x w^T, dy [m, n]):
-//   dx = dy w      ([m, k]; written, skipped when dx is null)
+//   dx = dy w      ([m, k]; written, or added to with accumulate_dx; skipped when dx is null)
 //   dw += dy^T x   ([n, k]; added to)
 // Both products run through kernels/gemm.h (as the forward's float32 MatMul does), reading the
 // operands in place through strides; every element is one FMA chain, whatever the thread count.
+// Accumulating dx continues each element's FMA chain from its old value (the input gradient of
+// several products of the same x, e.g. w1 and w3, without a separate sum).
 void MatMulBackward(const MatView& w, const float* x, const float* dy, int64_t m, float* dx,
-                    float* dw, ThreadPool* pool);
+                    float* dw, ThreadPool* pool, bool accumulate_dx = false);
 
 }  // namespace herd::kernels

@@ -19,7 +19,7 @@ struct Scratch {
   ForwardTape tape;
   std::vector<float> logits;            // [rows, vocab], overwritten by dlogits
   std::vector<float> dres;              // [rows, dim] gradient of the residual stream
-  std::vector<float> dxn, dtmp;         // [rows, dim]
+  std::vector<float> dxn;               // [rows, dim]
   std::vector<float> dact, dgate, dup;  // [rows, ffn_dim]
   std::vector<float> datt, dq, dk, dv;  // [rows, q_dim] / [rows, kv_dim]
   std::vector<double> row_loss;         // [rows]
@@ -43,22 +43,32 @@ void Grow(std::vector<float>& v, int64_t n) {
   if (v.size() < static_cast<size_t>(n)) v.resize(n);
 }
 
-void ParallelRows(int64_t rows, ThreadPool* pool, const std::function<void(int64_t)>& fn) {
-  ParallelFor(pool, static_cast<size_t>(rows), [&](size_t r, int) { fn(static_cast<int64_t>(r)); });
+constexpr int64_t kRowsPerItem = 16;
+
+// fn(r) for r < rows over the pool, per_item consecutive rows per work item (a row of a few
+// hundred floats costs less to compute than to hand out alone).
+void ParallelRows(int64_t rows, ThreadPool* pool, const std::function<void(int64_t)>& fn,
+                  int64_t per_item = 1) {
+  const int64_t items = (rows + per_item - 1) / per_item;
+  ParallelFor(pool, static_cast<size_t>(items), [&](size_t item, int) {
+    const int64_t r0 = static_cast<int64_t>(item) * per_item;
+    for (int64_t r = r0; r < std::min(rows, r0 + per_item); ++r) fn(r);
+  });
 }
 
 // RMSNorm of each row of x [rows, n] with `weight`, backward: dx += the input's gradient (so the
 // residual stream's gradient collects it), dweight += sum over rows of dy * x * r. Columns of
 // dweight are summed over rows in row order (deterministic).
 void NormBackward(const float* x, const Weight& weight, const float* dy, int64_t rows, int64_t n,
-                  float eps, float* dx, float* dweight, std::vector<float>* tmp, ThreadPool* pool) {
-  Grow(*tmp, rows * n);
+                  float eps, float* dx, float* dweight, ThreadPool* pool) {
   std::vector<float> scale(rows);
-  ParallelRows(rows, pool, [&](int64_t r) {
-    scale[r] = kernels::RMSNormScale(x + r * n, n, eps);
-    kernels::RMSNormBackward(x + r * n, weight.f32(), dy + r * n, n, eps, tmp->data() + r * n);
-  });
-  kernels::Add(dx, tmp->data(), rows * n);
+  ParallelRows(
+      rows, pool,
+      [&](int64_t r) {
+        scale[r] = kernels::RMSNormScale(x + r * n, n, eps);
+        kernels::RMSNormBackward(x + r * n, weight.f32(), dy + r * n, n, scale[r], dx + r * n);
+      },
+      kRowsPerItem);
   constexpr int64_t kCols = 64;
   ParallelRows((n + kCols - 1) / kCols, pool, [&](int64_t block) {
     // Each column's sum runs over the rows in order; rows outermost so that memory is read
@@ -86,15 +96,21 @@ void LayerBackward(const Model& model, int layer, std::span<const Segment> segs,
 
   // Feed-forward: x_out = h + w2(silu(w1 xn) * w3 xn), xn = RMSNorm(h) * ffn_norm.
   kernels::MatMulBackward(w.w2.mat(), t.act.data(), dres, rows, s->dact.data(), g->w2.f32(), pool);
-  kernels::SwiGLUBackward(t.gate.data(), t.up.data(), s->dact.data(), rows * c.ffn_dim,
-                          s->dgate.data(), s->dup.data());
+  ParallelRows(
+      rows, pool,
+      [&](int64_t r) {
+        const int64_t at = r * c.ffn_dim;
+        kernels::SwiGLUBackward(&t.gate[at], &t.up[at], &s->dact[at], c.ffn_dim, &s->dgate[at],
+                                &s->dup[at]);
+      },
+      kRowsPerItem);
+  // dxn = dgate w1 + dup w3: the second product accumulates onto the first.
   kernels::MatMulBackward(w.w1.mat(), t.xn_ffn.data(), s->dgate.data(), rows, s->dxn.data(),
                           g->w1.f32(), pool);
-  kernels::MatMulBackward(w.w3.mat(), t.xn_ffn.data(), s->dup.data(), rows, s->dtmp.data(),
-                          g->w3.f32(), pool);
-  kernels::Add(s->dxn.data(), s->dtmp.data(), rows * c.dim);
+  kernels::MatMulBackward(w.w3.mat(), t.xn_ffn.data(), s->dup.data(), rows, s->dxn.data(),
+                          g->w3.f32(), pool, /*accumulate_dx=*/true);
   NormBackward(t.h.data(), w.ffn_norm, s->dxn.data(), rows, c.dim, eps, dres, g->ffn_norm.f32(),
-               &s->dtmp, pool);
+               pool);
 
   // Attention: h = x + wo(Attention(rope(wq xn), rope(wk xn), wv xn)), xn = RMSNorm(x) * attn_norm.
   kernels::MatMulBackward(w.wo.mat(), t.att.data(), dres, rows, s->datt.data(), g->wo.f32(), pool);
@@ -108,22 +124,23 @@ void LayerBackward(const Model& model, int layer, std::span<const Segment> segs,
                                &t.att[row0 * q_dim], &s->datt[row0 * q_dim], seg.n, shape, kv_head,
                                &s->dq[row0 * q_dim], &s->dk[row0 * kv], &s->dv[row0 * kv]);
   });
-  ParallelRows(rows, pool, [&](int64_t r) {
-    const float* cos = &s->tape.cos[r * half];
-    const float* sin = &s->tape.sin[r * half];
-    kernels::RopeInterleavedBackward(&s->dq[r * q_dim], c.n_heads, c.head_dim, cos, sin);
-    kernels::RopeInterleavedBackward(&s->dk[r * kv], c.n_kv_heads, c.head_dim, cos, sin);
-  });
+  ParallelRows(
+      rows, pool,
+      [&](int64_t r) {
+        const float* cos = &s->tape.cos[r * half];
+        const float* sin = &s->tape.sin[r * half];
+        kernels::RopeInterleavedBackward(&s->dq[r * q_dim], c.n_heads, c.head_dim, cos, sin);
+        kernels::RopeInterleavedBackward(&s->dk[r * kv], c.n_kv_heads, c.head_dim, cos, sin);
+      },
+      kRowsPerItem);
   kernels::MatMulBackward(w.wq.mat(), t.xn_attn.data(), s->dq.data(), rows, s->dxn.data(),
                           g->wq.f32(), pool);
-  kernels::MatMulBackward(w.wk.mat(), t.xn_attn.data(), s->dk.data(), rows, s->dtmp.data(),
-                          g->wk.f32(), pool);
-  kernels::Add(s->dxn.data(), s->dtmp.data(), rows * c.dim);
-  kernels::MatMulBackward(w.wv.mat(), t.xn_attn.data(), s->dv.data(), rows, s->dtmp.data(),
-                          g->wv.f32(), pool);
-  kernels::Add(s->dxn.data(), s->dtmp.data(), rows * c.dim);
+  kernels::MatMulBackward(w.wk.mat(), t.xn_attn.data(), s->dk.data(), rows, s->dxn.data(),
+                          g->wk.f32(), pool, /*accumulate_dx=*/true);
+  kernels::MatMulBackward(w.wv.mat(), t.xn_attn.data(), s->dv.data(), rows, s->dxn.data(),
+                          g->wv.f32(), pool, /*accumulate_dx=*/true);
   NormBackward(t.x.data(), w.attn_norm, s->dxn.data(), rows, c.dim, eps, dres, g->attn_norm.f32(),
-               &s->dtmp, pool);
+               pool);
 }
 
 Status CheckBatch(const Model& model, const TokenBatch& b) {
@@ -240,7 +257,7 @@ Result<LossSum> ForwardBackward(const Model& model, const TokenBatch& b, float g
   if (!loss.ok()) return loss.status();
   const int64_t rows = s.tape.rows;
   const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
-  Grow(s.dres, rows * c.dim), Grow(s.dxn, rows * c.dim), Grow(s.dtmp, rows * c.dim);
+  Grow(s.dres, rows * c.dim), Grow(s.dxn, rows * c.dim);
   Grow(s.dact, rows * c.ffn_dim), Grow(s.dgate, rows * c.ffn_dim), Grow(s.dup, rows * c.ffn_dim);
   Grow(s.datt, rows * q_dim), Grow(s.dq, rows * q_dim), Grow(s.dk, rows * kv),
       Grow(s.dv, rows * kv);
@@ -251,7 +268,7 @@ Result<LossSum> ForwardBackward(const Model& model, const TokenBatch& b, float g
                           s.dxn.data(), d_out.f32(), pool);
   std::fill_n(s.dres.data(), rows * c.dim, 0.0f);
   NormBackward(s.tape.x_final.data(), model.weights.norm, s.dxn.data(), rows, c.dim,
-               static_cast<float>(c.norm_eps), s.dres.data(), grads->norm.f32(), &s.dtmp, pool);
+               static_cast<float>(c.norm_eps), s.dres.data(), grads->norm.f32(), pool);
 
   for (int layer = c.n_layers - 1; layer >= 0; --layer)
     LayerBackward(model, layer, segs, &s, &grads->layers[layer], pool);
