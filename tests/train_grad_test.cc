@@ -341,8 +341,11 @@ TEST(TrainGrad, MatMulBackwardMatchesScalarReference) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> u(-1, 1);
   ThreadPool pool(3);
-  for (auto [m, n, k, acc] : {std::tuple{1, 1, 1, false}, {37, 29, 53, false}, {70, 130, 9, true},
-                              {5, 300, 64, false}, {37, 29, 53, true}}) {
+  for (auto [m, n, k, acc] : {std::tuple{1, 1, 1, false},
+                              {37, 29, 53, false},
+                              {70, 130, 9, true},
+                              {5, 300, 64, false},
+                              {37, 29, 53, true}}) {
     std::vector<float> w(n * k), x(m * k), dy(m * n), dx(m * k), dx0(m * k), dw(n * k), dw0(n * k);
     for (auto* v : {&w, &x, &dy, &dw0, &dx0})
       std::generate(v->begin(), v->end(), [&] { return u(rng); });
