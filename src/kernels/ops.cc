@@ -25,13 +25,13 @@ void RopeInterleaved(float* x, int n_heads, int head_dim, const float* cos, cons
   }
 }
 
-void SwiGLU(float* gate, const float* up, int64_t n) {
+void SwiGLU(const float* gate, const float* up, int64_t n, float* out) {
   constexpr int64_t kChunk = 1024;
   float e[kChunk];  // e^-gate (kernels/expsum.h: SIMD, the same bits at every level)
   for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
     const int64_t len = std::min(kChunk, n - i0);
     ExpScaled(gate + i0, len, -1.0f, e);
-    for (int64_t i = 0; i < len; ++i) gate[i0 + i] = gate[i0 + i] / (1.0f + e[i]) * up[i0 + i];
+    for (int64_t i = 0; i < len; ++i) out[i0 + i] = gate[i0 + i] / (1.0f + e[i]) * up[i0 + i];
   }
 }
 
@@ -49,6 +49,10 @@ void Softmax(float* x, int64_t n) {
 
 void Add(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+void Add(const float* x, const float* y, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] + y[i];
 }
 
 }  // namespace herd::kernels

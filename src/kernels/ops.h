@@ -14,13 +14,17 @@ void RMSNorm(const float* x, const float* weight, int64_t n, float eps, float* o
 // position.
 void RopeInterleaved(float* x, int n_heads, int head_dim, const float* cos, const float* sin);
 
-// gate[i] = silu(gate[i]) * up[i], silu(z) = z / (1 + e^-z) (e^-z: kernels/expsum.h ExpRef).
-void SwiGLU(float* gate, const float* up, int64_t n);
+// out[i] = silu(gate[i]) * up[i], silu(z) = z / (1 + e^-z) (e^-z: kernels/expsum.h ExpRef); out
+// may be gate (in place: the form without out).
+void SwiGLU(const float* gate, const float* up, int64_t n, float* out);
+inline void SwiGLU(float* gate, const float* up, int64_t n) { SwiGLU(gate, up, n, gate); }
 
 // In place: x = exp(x - max) / sum. Entries of -inf get probability 0.
 void Softmax(float* x, int64_t n);
 
 // x += y.
 void Add(float* x, const float* y, int64_t n);
+// out = x + y (out may be x).
+void Add(const float* x, const float* y, int64_t n, float* out);
 
 }  // namespace herd::kernels

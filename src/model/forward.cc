@@ -142,19 +142,46 @@ struct Scratch {
   }
 };
 
-// Where a chunk's activations go in a training forward (ForwardRecord); with no tape (inference)
-// nothing is copied.
+// Where one layer's activations of a chunk live ([m, width] each). Inference: the chunk's scratch
+// buffers, reused by every layer (the residual stream x = h = out updated in place, SwiGLU in
+// place: act = gate). A training forward (ForwardRecord): the tape's rows, so that every activation
+// is recorded where it is computed, without copies (out: the next layer's x, or x_final).
+struct LayerActs {
+  float *x, *xn_attn, *q, *k, *v, *att, *h, *xn_ffn, *gate, *up, *act, *out;
+};
+
+// Where a chunk's activations go: `tape` (null in inference) from row row0.
 struct Recorder {
   ForwardTape* tape = nullptr;
   int64_t row0 = 0;  // the chunk's first row in the tape
 
-  // Copies the chunk's m rows of `width` floats from src to the layer's `field` at row0.
-  void Keep(int layer, std::vector<float> LayerTape::*field, const float* src, int m,
-            int64_t width) const {
-    if (tape) std::copy(src, src + m * width, (tape->layers[layer].*field).data() + row0 * width);
+  LayerActs Layer(const LlamaConfig& c, int layer, Scratch* s) const {
+    if (!tape) {
+      float* x = s->x.data();
+      return {x, s->xn.data(), s->q.data(),    s->k.data(),  s->v.data(),    s->att.data(),
+              x, s->xn.data(), s->gate.data(), s->up.data(), s->gate.data(), x};
+    }
+    const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
+    LayerTape& t = tape->layers[layer];
+    auto at = [this](std::vector<float>& v, int64_t width) { return v.data() + row0 * width; };
+    float* out =
+        layer + 1 < c.n_layers ? at(tape->layers[layer + 1].x, c.dim) : at(tape->x_final, c.dim);
+    return {at(t.x, c.dim),        at(t.xn_attn, c.dim), at(t.q, q_dim),       at(t.k, kv),
+            at(t.v, kv),           at(t.att, q_dim),     at(t.h, c.dim),       at(t.xn_ffn, c.dim),
+            at(t.gate, c.ffn_dim), at(t.up, c.ffn_dim),  at(t.act, c.ffn_dim), out};
   }
-  void Keep(std::vector<float> ForwardTape::*field, const float* src, int m, int64_t width) const {
-    if (tape) std::copy(src, src + m * width, (tape->*field).data() + row0 * width);
+  // RoPE tables [m, head_dim / 2] and the final norm's input and output [m, dim].
+  float* Cos(const LlamaConfig& c, Scratch* s) const {
+    return tape ? tape->cos.data() + row0 * (c.head_dim / 2) : s->cos.data();
+  }
+  float* Sin(const LlamaConfig& c, Scratch* s) const {
+    return tape ? tape->sin.data() + row0 * (c.head_dim / 2) : s->sin.data();
+  }
+  float* XFinal(const LlamaConfig& c, Scratch* s) const {
+    return tape ? tape->x_final.data() + row0 * c.dim : s->x.data();
+  }
+  float* XnFinal(const LlamaConfig& c, Scratch* s) const {
+    return tape ? tape->xn_final.data() + row0 * c.dim : s->xn.data();
   }
 };
 
@@ -166,21 +193,21 @@ Scratch& ThreadScratch() {
 // Row r's cos / sin at its own position. Angles in double (pos * inv_freq reaches 10^5 radians at
 // long context; float32 would lose ~1e-2 of it), rounded to float once.
 // (Numerics::kGgml: ggml's float tables, kernels/ggml_numerics.h.)
-void RopeTables(const Model& model, std::span<const Segment> segs, Scratch* s) {
+void RopeTables(const Model& model, std::span<const Segment> segs, float* cos, float* sin) {
   const size_t half = model.rope_inv_freq.size();
   for (const Segment& g : segs) {
     for (int t = 0; t < g.n; ++t) {
       const size_t row = static_cast<size_t>(g.row0 + t);
       if (model.numerics == Numerics::kGgml) {
         kernels::ggml::RopeTable(g.pos0 + t, model.config.head_dim,
-                                 static_cast<float>(model.config.rope_theta), &s->cos[row * half],
-                                 &s->sin[row * half]);
+                                 static_cast<float>(model.config.rope_theta), &cos[row * half],
+                                 &sin[row * half]);
         continue;
       }
       for (size_t i = 0; i < half; ++i) {
         const double angle = static_cast<double>(g.pos0 + t) * model.rope_inv_freq[i];
-        s->cos[row * half + i] = static_cast<float>(std::cos(angle));
-        s->sin[row * half + i] = static_cast<float>(std::sin(angle));
+        cos[row * half + i] = static_cast<float>(std::cos(angle));
+        sin[row * half + i] = static_cast<float>(std::sin(angle));
       }
     }
   }
@@ -191,8 +218,8 @@ void RopeTables(const Model& model, std::span<const Segment> segs, Scratch* s) {
 // kernels::Attention runs for that (token, kv head), so a row's result does not depend on the
 // other rows. One region instead of one per segment keeps all threads busy in a decode step,
 // where a segment alone has only n_kv_heads items.
-void SegmentAttention(const LlamaConfig& c, int layer, std::span<const Segment> segs, Scratch* s,
-                      ThreadPool* pool) {
+void SegmentAttention(const LlamaConfig& c, int layer, std::span<const Segment> segs,
+                      const float* q, float* att, Scratch* s, ThreadPool* pool) {
   CHECK(c.n_kv_heads > 0 && c.n_heads % c.n_kv_heads == 0);
   const kernels::AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
   const kernels::AttentionRangeFn range = kernels::GetAttentionRange(ActiveIsa());
@@ -204,8 +231,8 @@ void SegmentAttention(const LlamaConfig& c, int layer, std::span<const Segment> 
   auto run_items = [&](size_t seg, int64_t begin, int64_t end) {
     const Segment& g = segs[seg];
     const int64_t row = int64_t{g.row0} * q_dim;
-    range(s->q.data() + row, g.cache->Rows(layer), g.pos0, shape, s->att.data() + row,
-          static_cast<size_t>(begin), static_cast<size_t>(end));
+    range(q + row, g.cache->Rows(layer), g.pos0, shape, att + row, static_cast<size_t>(begin),
+          static_cast<size_t>(end));
   };
   if (!pool || n_items <= 1) {
     for (size_t i = 0; i < segs.size(); ++i) run_items(i, 0, first[i + 1] - first[i]);
@@ -236,21 +263,20 @@ void ForRows(int m, ThreadPool* pool, const Fn& fn) {
   });
 }
 
-// Training (float32 caches): kernels::CausalAttention per (segment, kv head), blocks of queries
-// as matrix products; the backward recomputes exactly its probabilities.
-void TrainingAttention(const LlamaConfig& c, int layer, std::span<const Segment> segs, Scratch* s,
-                       ThreadPool* pool) {
+// Training: kernels::CausalAttention per (segment, kv head), blocks of queries as matrix products
+// over the segment's own keys and values (k, v: the tape's rows; every segment starts at position
+// 0, no cache); the backward recomputes exactly its probabilities.
+void TrainingAttention(const LlamaConfig& c, std::span<const Segment> segs, const float* q,
+                       const float* k, const float* v, float* att, ThreadPool* pool) {
   const kernels::AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
-  const int64_t q_dim = int64_t{c.n_heads} * c.head_dim;
+  const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
   const int64_t n_items = static_cast<int64_t>(segs.size()) * c.n_kv_heads;
   auto run = [&](size_t item, int) {
     const Segment& g = segs[item / c.n_kv_heads];
-    const kernels::KVRows kv = g.cache->Rows(layer);
-    CHECK(kv.dtype == DType::kF32);
-    const int64_t row = int64_t{g.row0} * q_dim;
-    kernels::CausalAttention(s->q.data() + row, static_cast<const float*>(kv.k),
-                             static_cast<const float*>(kv.v), kv.stride, g.n, g.pos0, shape,
-                             static_cast<int>(item % c.n_kv_heads), s->att.data() + row);
+    CHECK(g.cache == nullptr && g.pos0 == 0);
+    const int64_t row = int64_t{g.row0} * q_dim, kv_row = int64_t{g.row0} * kv;
+    kernels::CausalAttention(q + row, k + kv_row, v + kv_row, kv, g.n, 0, shape,
+                             static_cast<int>(item % c.n_kv_heads), att + row);
   };
   ParallelFor(pool, static_cast<size_t>(n_items), run);
 }
@@ -278,66 +304,74 @@ void Project(const Model& model, const Weight& w, const float* x, int m, float* 
   Project(model, {&p, 1}, x, m, pool);
 }
 
-void AttentionBlock(const Model& model, int layer, std::span<const Segment> segs, int m, Scratch* s,
-                    const Recorder& rec, ThreadPool* pool) {
+// Appends the chunk's keys and values to each segment's cache (inference).
+void StoreKeysValues(const LlamaConfig& c, int layer, std::span<const Segment> segs,
+                     const LayerActs& a) {
+  const int64_t kv = int64_t{c.n_kv_heads} * c.head_dim;
+  for (const Segment& g : segs)
+    g.cache->Store(layer, g.pos0, g.n, &a.k[g.row0 * kv], &a.v[g.row0 * kv]);
+}
+
+void AttentionBlock(const Model& model, int layer, std::span<const Segment> segs, int m,
+                    const LayerActs& a, Scratch* s, const Recorder& rec, ThreadPool* pool) {
   const LlamaConfig& c = model.config;
   const LayerWeights& w = model.weights.layers[layer];
   const int half = c.head_dim / 2;
   const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
-  rec.Keep(layer, &LayerTape::x, s->x.data(), m, c.dim);
-  ForRows(m, pool, [&](int t) { Norm(model, &s->x[t * c.dim], w.attn_norm, &s->xn[t * c.dim]); });
-  rec.Keep(layer, &LayerTape::xn_attn, s->xn.data(), m, c.dim);
+  ForRows(m, pool,
+          [&](int t) { Norm(model, &a.x[t * c.dim], w.attn_norm, &a.xn_attn[t * c.dim]); });
   // q: [m, n_heads * head_dim]; k, v: [m, n_kv_heads * head_dim]
-  const kernels::MatMulOut qkv[] = {
-      {w.wq.mat(), s->q.data()}, {w.wk.mat(), s->k.data()}, {w.wv.mat(), s->v.data()}};
-  Project(model, qkv, s->xn.data(), m, pool);
+  const kernels::MatMulOut qkv[] = {{w.wq.mat(), a.q}, {w.wk.mat(), a.k}, {w.wv.mat(), a.v}};
+  Project(model, qkv, a.xn_attn, m, pool);
   const auto rope =
       model.numerics == Numerics::kGgml ? kernels::ggml::Rope : kernels::RopeInterleaved;
+  const float* cos_table = rec.Cos(c, s);
+  const float* sin_table = rec.Sin(c, s);
   ForRows(m, pool, [&](int t) {
-    const float* cos = &s->cos[t * half];
-    const float* sin = &s->sin[t * half];
-    rope(&s->q[t * q_dim], c.n_heads, c.head_dim, cos, sin);
-    rope(&s->k[t * kv], c.n_kv_heads, c.head_dim, cos, sin);
+    const float* cos = &cos_table[t * half];
+    const float* sin = &sin_table[t * half];
+    rope(&a.q[t * q_dim], c.n_heads, c.head_dim, cos, sin);
+    rope(&a.k[t * kv], c.n_kv_heads, c.head_dim, cos, sin);
   });
-  rec.Keep(layer, &LayerTape::q, s->q.data(), m, q_dim);
-  rec.Keep(layer, &LayerTape::k, s->k.data(), m, kv);
-  rec.Keep(layer, &LayerTape::v, s->v.data(), m, kv);
-  for (const Segment& g : segs)
-    g.cache->Store(layer, g.pos0, g.n, &s->k[g.row0 * kv], &s->v[g.row0 * kv]);
   if (rec.tape) {
-    TrainingAttention(c, layer, segs, s, pool);
+    TrainingAttention(c, segs, a.q, a.k, a.v, a.att, pool);
   } else if (model.numerics == Numerics::kGgml) {
+    StoreKeysValues(c, layer, segs, a);
     const kernels::AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
     for (const Segment& g : segs) {
-      kernels::ggml::Attention(&s->q[g.row0 * q_dim], g.cache->Rows(layer), g.n, g.pos0, shape,
-                               &s->att[g.row0 * q_dim], pool);
+      kernels::ggml::Attention(&a.q[g.row0 * q_dim], g.cache->Rows(layer), g.n, g.pos0, shape,
+                               &a.att[g.row0 * q_dim], pool);
     }
   } else {
-    SegmentAttention(c, layer, segs, s, pool);
+    StoreKeysValues(c, layer, segs, a);
+    SegmentAttention(c, layer, segs, a.q, a.att, s, pool);
   }
-  rec.Keep(layer, &LayerTape::att, s->att.data(), m, q_dim);
-  Project(model, w.wo, s->att.data(), m, s->tmp.data(), pool);  // [m, dim]
-  ForRows(m, pool, [&](int t) { kernels::Add(&s->x[t * c.dim], &s->tmp[t * c.dim], c.dim); });
+  Project(model, w.wo, a.att, m, s->tmp.data(), pool);  // [m, dim]
+  ForRows(m, pool, [&](int t) {
+    kernels::Add(&a.x[t * c.dim], &s->tmp[t * c.dim], c.dim, &a.h[t * c.dim]);
+  });
 }
 
-void FeedForwardBlock(const Model& model, int layer, int m, Scratch* s, const Recorder& rec,
+void FeedForwardBlock(const Model& model, int layer, int m, const LayerActs& a, Scratch* s,
                       ThreadPool* pool) {
   const LlamaConfig& c = model.config;
   const LayerWeights& w = model.weights.layers[layer];
-  rec.Keep(layer, &LayerTape::h, s->x.data(), m, c.dim);
-  ForRows(m, pool, [&](int t) { Norm(model, &s->x[t * c.dim], w.ffn_norm, &s->xn[t * c.dim]); });
-  rec.Keep(layer, &LayerTape::xn_ffn, s->xn.data(), m, c.dim);
-  const kernels::MatMulOut gate_up[] = {{w.w1.mat(), s->gate.data()},  // [m, ffn_dim]
-                                        {w.w3.mat(), s->up.data()}};
-  Project(model, gate_up, s->xn.data(), m, pool);
-  rec.Keep(layer, &LayerTape::gate, s->gate.data(), m, c.ffn_dim);
-  rec.Keep(layer, &LayerTape::up, s->up.data(), m, c.ffn_dim);
-  const auto swiglu = model.numerics == Numerics::kGgml ? kernels::ggml::SwiGLU : kernels::SwiGLU;
-  ForRows(m, pool,
-          [&](int t) { swiglu(&s->gate[t * c.ffn_dim], &s->up[t * c.ffn_dim], c.ffn_dim); });
-  rec.Keep(layer, &LayerTape::act, s->gate.data(), m, c.ffn_dim);
-  Project(model, w.w2, s->gate.data(), m, s->tmp.data(), pool);  // [m, dim]
-  ForRows(m, pool, [&](int t) { kernels::Add(&s->x[t * c.dim], &s->tmp[t * c.dim], c.dim); });
+  ForRows(m, pool, [&](int t) { Norm(model, &a.h[t * c.dim], w.ffn_norm, &a.xn_ffn[t * c.dim]); });
+  const kernels::MatMulOut gate_up[] = {{w.w1.mat(), a.gate},  // [m, ffn_dim]
+                                        {w.w3.mat(), a.up}};
+  Project(model, gate_up, a.xn_ffn, m, pool);
+  const int64_t f = c.ffn_dim;
+  if (model.numerics == Numerics::kGgml) {
+    CHECK(a.act == a.gate);  // inference only: in place
+    ForRows(m, pool, [&](int t) { kernels::ggml::SwiGLU(&a.gate[t * f], &a.up[t * f], f); });
+  } else {
+    ForRows(m, pool,
+            [&](int t) { kernels::SwiGLU(&a.gate[t * f], &a.up[t * f], f, &a.act[t * f]); });
+  }
+  Project(model, w.w2, a.act, m, s->tmp.data(), pool);  // [m, dim]
+  ForRows(m, pool, [&](int t) {
+    kernels::Add(&a.h[t * c.dim], &s->tmp[t * c.dim], c.dim, &a.out[t * c.dim]);
+  });
 }
 
 // Runs the chunk's m rows (segments in row order) and advances each segment's cache; writes the
@@ -346,29 +380,28 @@ void FeedForwardBlock(const Model& model, int layer, int m, Scratch* s, const Re
 void ForwardChunk(const Model& model, std::span<const Segment> segs, int m, float* out, Scratch* s,
                   const Recorder& rec, ThreadPool* pool) {
   const LlamaConfig& c = model.config;
-  RopeTables(model, segs, s);
-  rec.Keep(&ForwardTape::cos, s->cos.data(), m, c.head_dim / 2);
-  rec.Keep(&ForwardTape::sin, s->sin.data(), m, c.head_dim / 2);
+  RopeTables(model, segs, rec.Cos(c, s), rec.Sin(c, s));
   const auto embed = model.weights.tok_embeddings.mat();
+  float* x0 = c.n_layers > 0 ? rec.Layer(c, 0, s).x : rec.XFinal(c, s);  // [m, dim]
   for (const Segment& g : segs) {
-    for (int t = 0; t < g.n; ++t)
-      kernels::GetRow(embed, g.tokens[t], &s->x[(g.row0 + t) * c.dim]);  // [m, dim]
+    for (int t = 0; t < g.n; ++t) kernels::GetRow(embed, g.tokens[t], &x0[(g.row0 + t) * c.dim]);
   }
   for (int layer = 0; layer < c.n_layers; ++layer) {
-    AttentionBlock(model, layer, segs, m, s, rec, pool);
-    FeedForwardBlock(model, layer, m, s, rec, pool);
+    const LayerActs a = rec.Layer(c, layer, s);
+    AttentionBlock(model, layer, segs, m, a, s, rec, pool);
+    FeedForwardBlock(model, layer, m, a, s, pool);
   }
-  rec.Keep(&ForwardTape::x_final, s->x.data(), m, c.dim);
+  const float* x_final = rec.XFinal(c, s);
+  float* xn_final = rec.XnFinal(c, s);
   int n_out = 0;
   for (const Segment& g : segs) {
-    g.cache->Advance(g.n);
+    if (g.cache) g.cache->Advance(g.n);
     for (int t = g.n - g.n_out; t < g.n; ++t, ++n_out)
-      Norm(model, &s->x[(g.row0 + t) * c.dim], model.weights.norm, &s->xn[n_out * c.dim]);
+      Norm(model, &x_final[(g.row0 + t) * c.dim], model.weights.norm, &xn_final[n_out * c.dim]);
   }
   if (n_out == 0) return;
   CHECK(!rec.tape || n_out == m);
-  rec.Keep(&ForwardTape::xn_final, s->xn.data(), m, c.dim);
-  Project(model, model.weights.output, s->xn.data(), n_out, out, pool);  // [n_out, vocab]
+  Project(model, model.weights.output, xn_final, n_out, out, pool);  // [n_out, vocab]
 }
 
 // One sequence of a pass and the logits it wants.
@@ -414,8 +447,11 @@ void Run(const Model& model, std::span<const Job> jobs, float* logits, ThreadPoo
       const int take = std::min(chunk - m, n - done);
       const bool last = done + take == n;
       const int want = j.want == Want::kAll ? take : (j.want == Want::kLast && last ? 1 : 0);
-      // Earlier chunks of this job have run and advanced the cache.
-      segs.push_back({j.cache, j.tokens.data() + done, m, take, j.cache->size(), want});
+      // Earlier chunks of this job have run and advanced the cache. Without a cache (a training
+      // forward) the job runs whole from position 0 in one chunk.
+      CHECK(j.cache || take == n);
+      segs.push_back(
+          {j.cache, j.tokens.data() + done, m, take, j.cache ? j.cache->size() : 0, want});
       m += take, n_out += want, done += take;
     }
   }
@@ -423,7 +459,7 @@ void Run(const Model& model, std::span<const Job> jobs, float* logits, ThreadPoo
 }
 
 // Forward's errors for one sequence.
-Status Check(const LlamaConfig& c, std::span<const int> tokens, const KVCache& cache) {
+Status CheckTokens(const LlamaConfig& c, std::span<const int> tokens) {
   const int n = static_cast<int>(tokens.size());
   if (n == 0) return Status::Error("no tokens to run");
   for (int i = 0; i < n; ++i) {
@@ -431,6 +467,11 @@ Status Check(const LlamaConfig& c, std::span<const int> tokens, const KVCache& c
       return Status::Errorf("token {} (at index {}) is out of range: the vocabulary has {} tokens",
                             tokens[i], i, c.vocab_size);
   }
+  return Status::Ok();
+}
+Status Check(const LlamaConfig& c, std::span<const int> tokens, const KVCache& cache) {
+  HERD_RETURN_IF_ERROR(CheckTokens(c, tokens));
+  const int n = static_cast<int>(tokens.size());
   if (static_cast<int64_t>(cache.size()) + n > cache.capacity())
     return Status::Errorf(
         "context full: {} positions in use + {} new tokens exceed the context of {} positions",
@@ -476,17 +517,15 @@ Status ForwardBatch(const Model& model, std::span<const BatchSeq> seqs, std::vec
 Status ForwardRecord(const Model& model, std::span<const std::span<const int>> seqs,
                      ForwardTape* tape, std::vector<float>* logits, ThreadPool* pool) {
   const LlamaConfig& c = model.config;
-  std::vector<KVCache> caches;
-  caches.reserve(seqs.size());
   std::vector<Job> jobs;
   int64_t rows = 0;
   for (size_t i = 0; i < seqs.size(); ++i) {
-    caches.emplace_back(c, static_cast<int>(seqs[i].size()), DType::kF32);
-    if (Status st = Check(c, seqs[i], caches.back()); !st.ok())
+    if (Status st = CheckTokens(c, seqs[i]); !st.ok())
       return Status::Errorf("sequence {}: {}", i, st.message());
     rows += static_cast<int64_t>(seqs[i].size());
+    // No cache: attention reads the tape's keys and values (TrainingAttention).
+    jobs.push_back({seqs[i], nullptr, Want::kAll});
   }
-  for (size_t i = 0; i < seqs.size(); ++i) jobs.push_back({seqs[i], &caches[i], Want::kAll});
   const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
   auto size = [rows](std::vector<float>& v, int64_t width) { v.resize(rows * width); };
   tape->rows = rows;

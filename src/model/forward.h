@@ -112,12 +112,13 @@ struct ForwardTape {
   std::vector<float> cos, sin;  // [rows, head_dim / 2] each row's RoPE table
 };
 
-// A training forward: runs each sequence from position 0 (on its own float32 KV cache, so
-// attention sees exact keys and values), writes the logits of every token ([rows, vocab]) and
-// records the activations in `tape`. The same blocks and kernels as Forward, except attention:
-// blocks of queries as matrix products (kernels::CausalAttention, whose probabilities the backward
-// recomputes bit for bit) instead of one query at a time; the two agree to float rounding.
-// Errors as Forward.
+// A training forward: runs each sequence from position 0 (attention over its own float32 keys
+// and values, read from the tape: exact), writes the logits of every token ([rows, vocab]) and
+// records the activations in `tape` (computed there in place, all rows as one chunk). The same
+// blocks and kernels as Forward, except attention: blocks of queries as matrix products
+// (kernels::CausalAttention, whose probabilities the backward recomputes bit for bit) instead of
+// one query at a time; the two agree to float rounding.
+// Errors as Forward (empty sequence, token id out of range).
 Status ForwardRecord(const Model& model, std::span<const std::span<const int>> seqs,
                      ForwardTape* tape, std::vector<float>* logits, ThreadPool* pool);
 
