@@ -178,7 +178,12 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
       if (!a_in_place) {
         for (int64_t i = i0; i < i1; i += mr) {
           const int rows = static_cast<int>(std::min<int64_t>(mr, i1 - i));
-          PackA(a, i, rows, k0, kc, &a_pack[(i - i0) * kc]);
+          float* ap = &a_pack[(i - i0) * kc];
+          if (kernel.pack_runs && a.row_stride == 1 && mr <= 32) {
+            kernel.pack_runs(a.f32() + k0 * a.col_stride + i, a.col_stride, kc, rows, rows, ap);
+          } else {
+            PackA(a, i, rows, k0, kc, ap);
+          }
         }
       }
       // Each B panel is packed right before the micro-kernels that use it (it is then in L1).
@@ -188,6 +193,8 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
         if (kernel.pack_transposed_b && b.row_stride == 1) {
           kernel.pack_transposed_b(b.ptr(j * b.col_stride + k0), b.type, b.col_stride, kc, cols,
                                    bp);
+        } else if (kernel.pack_runs && b.type == GemmType::kF32 && b.col_stride == 1 && nr <= 32) {
+          kernel.pack_runs(b.f32() + k0 * b.row_stride + j, b.row_stride, kc, cols, nr, bp);
         } else {
           PackB(b, k0, kc, j, cols, nr, bp);
         }

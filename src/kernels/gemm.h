@@ -81,10 +81,16 @@ using GemmPackFn = void (*)(const void* b, GemmType type, int64_t ldb, int64_t k
 // j < cols, each element one FMA chain over p in order.
 using GemvFn = void (*)(int rows, const float* a, int64_t lda, const void* b, GemmType type,
                         int64_t ldb, int64_t depth, int cols, float* c, int64_t ldc, bool load);
+// Optional: packs a panel whose k-steps are contiguous runs of float32: dst[p * width + i] =
+// src[p * ld + i] for p < kc, i < n, zeros for n <= i < width (width <= 32). A panel of A whose
+// columns are contiguous (dy^T: n = width = rows) or of B whose rows are (n = cols, width = nr).
+using GemmPackRunsFn = void (*)(const float* src, int64_t ld, int64_t kc, int n, int width,
+                                float* dst);
 struct GemmMicroKernel {
   int mr = 0, nr = 0;
   GemmMicroFn fn = nullptr;
   GemmPackFn pack_transposed_b = nullptr;
+  GemmPackRunsFn pack_runs = nullptr;
   GemvFn gemv_transposed_b = nullptr;
   int gemv_max_rows = 0;
 };

@@ -100,6 +100,19 @@ void PackTransposedAny(const void* b, GemmType type, int64_t ldb, int64_t kc, in
   }
 }
 
+// gemm.h's GemmPackRunsFn: one or two masked 16-float moves per k step (no loop over a run).
+void PackRuns(const float* src, int64_t ld, int64_t kc, int n, int width, float* dst) {
+  const auto mask = [](int count) {
+    return static_cast<__mmask16>(count >= 16 ? 0xffff : count <= 0 ? 0 : (1u << count) - 1);
+  };
+  const __mmask16 load0 = mask(n), load1 = mask(n - 16);
+  const __mmask16 store0 = mask(width), store1 = mask(width - 16);
+  for (int64_t p = 0; p < kc; ++p, src += ld, dst += width) {
+    _mm512_mask_storeu_ps(dst, store0, _mm512_maskz_loadu_ps(load0, src));
+    if (width > 16) _mm512_mask_storeu_ps(dst + 16, store1, _mm512_maskz_loadu_ps(load1, src + 16));
+  }
+}
+
 // c[i * ldc + j] = (load ? c[i * ldc + j] : 0) + sum_p a[i * lda + p] * w[j * ldw + p] for
 // i < R, j < cols <= 16, one FMA chain over p = 0, 1, ... per element: 16 rows of w are loaded
 // 16 elements at a time, transposed in registers and multiplied without packing (decode: w is
@@ -155,7 +168,7 @@ void GemvTAny(int rows, const float* a, int64_t lda, const void* w, GemmType typ
 }  // namespace
 
 GemmMicroKernel GetGemmKernel() {
-  return {kMr, kNr, MicroAny, PackTransposedAny, GemvTAny, /*gemv_max_rows=*/4};
+  return {kMr, kNr, MicroAny, PackTransposedAny, PackRuns, GemvTAny, /*gemv_max_rows=*/4};
 }
 
 }  // namespace herd::kernels::avx512
