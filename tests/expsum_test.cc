@@ -48,6 +48,7 @@ TEST(ExpSum, EveryLevelEqualsScalarBitForBit) {
     std::vector<float> x = testing::RandomVec(static_cast<size_t>(n), 5 + n, 8.0f);
     if (n > 20) {
       x[3] = -INFINITY, x[7] = -120.0f, x[11] = -87.33f, x[19] = 40.0f;
+      x[n - 1] = -INFINITY;  // in the last, partial step where n % 16 != 0
     }
     const float shift = MaxOf(x.data(), n);
     std::vector<float> want(n);
@@ -82,13 +83,15 @@ TEST(ExpSum, ExpScaledEveryLevelEqualsReference) {
 }
 
 TEST(ExpSum, NaNPropagates) {
-  std::vector<float> x = testing::RandomVec(40, 9);
-  x[21] = NAN;
-  for (Isa isa : Levels()) {
-    std::vector<float> out(x.size());
-    EXPECT_TRUE(std::isnan(ExpShiftSum(x.data(), 40, 0.0f, out.data(), isa))) << IsaName(isa);
-    EXPECT_TRUE(std::isnan(out[21]));
-    EXPECT_FALSE(std::isnan(out[20]));
+  for (int at : {21, 37}) {  // in a full step of 16, and in the last, partial one
+    std::vector<float> x = testing::RandomVec(40, 9);
+    x[at] = NAN;
+    for (Isa isa : Levels()) {
+      std::vector<float> out(x.size());
+      EXPECT_TRUE(std::isnan(ExpShiftSum(x.data(), 40, 0.0f, out.data(), isa))) << IsaName(isa);
+      EXPECT_TRUE(std::isnan(out[at]));
+      EXPECT_FALSE(std::isnan(out[at - 1]));
+    }
   }
 }
 

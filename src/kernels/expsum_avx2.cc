@@ -2,6 +2,8 @@
 // operations as expsum_impl::Exp lane by lane; 16 lanes summed in four vectors of doubles.
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "kernels/expsum.h"
 #include "kernels/expsum_impl.h"
 
@@ -33,23 +35,39 @@ inline __m256 Exp8(__m256 y) {
 
 }  // namespace
 
+// The last n % 16 elements go through the same vector code from a zero-padded copy, the padding
+// lanes' exponentials zeroed: lane i of that step is element i mod 16, as in expsum_impl::Tail, and
+// the zeroed lanes add +0.0 to their sums (which are >= +0.0), so the sums are the same bits.
 double ExpShiftSum(const float* x, int64_t n, float shift, float* out) {
   __m256d acc[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(),
                     _mm256_setzero_pd()};
   const __m256 s = _mm256_set1_ps(shift);
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    const __m256 e0 = Exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
-    const __m256 e1 = Exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), s));
-    if (out) _mm256_storeu_ps(out + i, e0), _mm256_storeu_ps(out + i + 8, e1);
+  auto step = [&](const float* src, float* dst, int count) {
+    __m256 e0 = Exp8(_mm256_sub_ps(_mm256_loadu_ps(src), s));
+    __m256 e1 = Exp8(_mm256_sub_ps(_mm256_loadu_ps(src + 8), s));
+    if (count < kLanes) {  // zero the lanes >= count
+      const __m256 lane = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+      const __m256 c = _mm256_set1_ps(static_cast<float>(count));
+      e0 = _mm256_and_ps(e0, _mm256_cmp_ps(lane, c, _CMP_LT_OQ));
+      e1 = _mm256_and_ps(e1, _mm256_cmp_ps(_mm256_add_ps(lane, _mm256_set1_ps(8)), c, _CMP_LT_OQ));
+    }
+    if (dst) _mm256_storeu_ps(dst, e0), _mm256_storeu_ps(dst + 8, e1);
     acc[0] = _mm256_add_pd(acc[0], _mm256_cvtps_pd(_mm256_castps256_ps128(e0)));
     acc[1] = _mm256_add_pd(acc[1], _mm256_cvtps_pd(_mm256_extractf128_ps(e0, 1)));
     acc[2] = _mm256_add_pd(acc[2], _mm256_cvtps_pd(_mm256_castps256_ps128(e1)));
     acc[3] = _mm256_add_pd(acc[3], _mm256_cvtps_pd(_mm256_extractf128_ps(e1, 1)));
+  };
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) step(x + i, out ? out + i : nullptr, kLanes);
+  if (i < n) {
+    const int count = static_cast<int>(n - i);
+    float in[kLanes] = {}, e[kLanes];
+    std::copy_n(x + i, count, in);
+    step(in, e, count);
+    if (out) std::copy_n(e, count, out + i);
   }
   double sums[kLanes];
   for (int k = 0; k < 4; ++k) _mm256_storeu_pd(sums + 4 * k, acc[k]);
-  Tail(x, i, n, shift, out, sums);
   return Combine(sums);
 }
 
@@ -58,7 +76,13 @@ void ExpScaled(const float* x, int64_t n, float scale, float* out) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(out + i, Exp8(_mm256_mul_ps(s, _mm256_loadu_ps(x + i))));
-  for (; i < n; ++i) out[i] = Exp(scale * x[i]);
+  if (i < n) {  // the last n % 8 from a zero-padded copy
+    const int count = static_cast<int>(n - i);
+    float in[8] = {}, e[8];
+    std::copy_n(x + i, count, in);
+    _mm256_storeu_ps(e, Exp8(_mm256_mul_ps(s, _mm256_loadu_ps(in))));
+    std::copy_n(e, count, out + i);
+  }
 }
 
 }  // namespace herd::kernels::avx2

@@ -33,13 +33,18 @@ inline __m512 Exp16(__m512 y) {
 
 }  // namespace
 
+// The last n % 16 elements go through the same vector code under a mask: lane i of that step is
+// element i mod 16, as in expsum_impl::Tail, and the masked-off lanes add +0.0 to their sums (which
+// are >= +0.0), so the sums are the same bits as Tail's.
 double ExpShiftSum(const float* x, int64_t n, float shift, float* out) {
   __m512d lo = _mm512_setzero_pd(), hi = _mm512_setzero_pd();
   const __m512 s = _mm512_set1_ps(shift);
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    const __m512 e = Exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), s));
-    if (out) _mm512_storeu_ps(out + i, e);
+  for (int64_t i = 0; i < n; i += kLanes) {
+    const __mmask16 mask =
+        n - i >= kLanes ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 e =
+        _mm512_maskz_mov_ps(mask, Exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, x + i), s)));
+    if (out) _mm512_mask_storeu_ps(out + i, mask, e);
     lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
     hi = _mm512_add_pd(
         hi, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
@@ -47,16 +52,17 @@ double ExpShiftSum(const float* x, int64_t n, float shift, float* out) {
   double sums[kLanes];
   _mm512_storeu_pd(sums, lo);
   _mm512_storeu_pd(sums + 8, hi);
-  Tail(x, i, n, shift, out, sums);
   return Combine(sums);
 }
 
 void ExpScaled(const float* x, int64_t n, float scale, float* out) {
   const __m512 s = _mm512_set1_ps(scale);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(out + i, Exp16(_mm512_mul_ps(s, _mm512_loadu_ps(x + i))));
-  for (; i < n; ++i) out[i] = Exp(scale * x[i]);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 mask =
+        n - i >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(out + i, mask,
+                          Exp16(_mm512_mul_ps(s, _mm512_maskz_loadu_ps(mask, x + i))));
+  }
 }
 
 }  // namespace herd::kernels::avx512
