@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "base/check.h"
+#include "kernels/adamw.h"
 
 namespace herd {
 
@@ -91,7 +92,13 @@ void AdamW::Step(std::span<const ParamRef> params, double lr, ThreadPool* pool) 
   const AdamWOptions& o = options_;
   const double bc1 = 1.0 - std::pow(o.beta1, static_cast<double>(steps_));
   const double bc2_sqrt = std::sqrt(1.0 - std::pow(o.beta2, static_cast<double>(steps_)));
-  const double step_size = lr / bc1;
+  // The step's constants, in double, rounded to float once (kernels/adamw.h).
+  kernels::AdamWConstants k;
+  k.b1 = static_cast<float>(o.beta1), k.c1 = static_cast<float>(1.0 - o.beta1);
+  k.b2 = static_cast<float>(o.beta2), k.c2 = static_cast<float>(1.0 - o.beta2);
+  k.inv_bc2 = static_cast<float>(1.0 / bc2_sqrt), k.eps = static_cast<float>(o.eps);
+  k.step = static_cast<float>(lr / bc1);
+  const float decay = static_cast<float>(1.0 - lr * o.weight_decay);
   // Work items: blocks of elements of every tensor (each element is independent).
   for (size_t t = 0; t < params.size(); ++t)
     CHECK(static_cast<int64_t>(m_[t].size()) == params[t].n);
@@ -99,18 +106,11 @@ void AdamW::Step(std::span<const ParamRef> params, double lr, ThreadPool* pool) 
   auto run = [&](size_t item, int) {
     const auto [t, begin] = items[item];
     const ParamRef& p = params[t];
-    float* m = m_[t].data();
-    float* v = v_[t].data();
-    const double decay = p.decay ? 1.0 - lr * o.weight_decay : 1.0;
-    for (int64_t i = begin, end = std::min(p.n, begin + kBlock); i < end; ++i) {
-      const double g = p.g[i];
-      const double mi = o.beta1 * m[i] + (1.0 - o.beta1) * g;
-      const double vi = o.beta2 * v[i] + (1.0 - o.beta2) * g * g;
-      m[i] = static_cast<float>(mi);
-      v[i] = static_cast<float>(vi);
-      const double denom = std::sqrt(vi) / bc2_sqrt + o.eps;
-      p.w[i] = static_cast<float>(p.w[i] * decay - step_size * mi / denom);
-    }
+    kernels::AdamWConstants kt = k;
+    kt.decay = p.decay ? decay : 1.0f;
+    const int64_t n = std::min(p.n, begin + kBlock) - begin;
+    kernels::AdamWUpdate(kt, p.g + begin, p.w + begin, m_[t].data() + begin, v_[t].data() + begin,
+                         n);
   };
   ParallelFor(pool, items.size(), run);
 }

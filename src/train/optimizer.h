@@ -2,7 +2,8 @@
 // (linear warmup, then cosine decay to a floor) and AdamW with float32 master weights and moments.
 //
 // AdamW computes what torch.optim.AdamW computes (decoupled weight decay, bias-corrected moments;
-// tests/train_optimizer_test.cc checks it against torch's golden), per element in double:
+// tests/train_optimizer_test.cc checks it against torch's golden), per element in float32 as torch
+// does for float32 parameters (kernels/adamw.h: SIMD, the same bits at every ISA level):
 //   w *= 1 - lr * wd            (wd only for decayed tensors: the matrices, not the norms)
 //   m  = b1 m + (1 - b1) g,  v = b2 v + (1 - b2) g^2
 //   w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)

@@ -1,0 +1,33 @@
+// AdamW's per-element update in float32 (as torch.optim.AdamW updates float32 parameters), one
+// fixed sequence of IEEE operations that every ISA level performs lane by lane, so each level gives
+// the same bits as the scalar reference (fused multiply-adds, sqrt and division are each rounded
+// once):
+//   m = fma(b1, m, c1 g)              c1 = 1 - b1
+//   v = fma(b2, v, (c2 g) g)          c2 = 1 - b2
+//   d = fma(sqrt(v), inv_bc2, eps)    inv_bc2 = 1 / sqrt(1 - b2^t)
+//   w = fma(w, decay, -((step m) / d))  step = lr / (1 - b1^t), decay = 1 - lr wd (1: no decay)
+// The step's constants are computed in double by the caller (train/optimizer.h) and rounded once.
+#pragma once
+
+#include <cstdint>
+
+#include "base/cpu.h"
+
+namespace herd::kernels {
+
+struct AdamWConstants {
+  float b1 = 0, c1 = 0, b2 = 0, c2 = 0, inv_bc2 = 0, eps = 0, step = 0, decay = 1;
+};
+
+// Updates w, m, v [n] in place from the gradient g [n].
+void AdamWUpdate(const AdamWConstants& k, const float* g, float* w, float* m, float* v, int64_t n,
+                 Isa isa = ActiveIsa());
+
+namespace avx2 {
+void AdamWUpdate(const AdamWConstants& k, const float* g, float* w, float* m, float* v, int64_t n);
+}  // namespace avx2
+namespace avx512 {
+void AdamWUpdate(const AdamWConstants& k, const float* g, float* w, float* m, float* v, int64_t n);
+}  // namespace avx512
+
+}  // namespace herd::kernels

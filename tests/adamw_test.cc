@@ -1,0 +1,73 @@
+// kernels/adamw.h: every ISA level computes the scalar definition's bits (weights and moments),
+// for lengths around the vector widths, and the scalar definition agrees with the update in double.
+#include "kernels/adamw.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels_test_util.h"
+
+namespace herd::kernels {
+namespace {
+
+using testing::Levels;
+using testing::RandomVec;
+
+// The constants of step t of AdamW(lr, betas 0.9 / 0.95, eps 1e-8, weight decay 0.1).
+AdamWConstants Constants(double lr, int t, bool decay) {
+  const double b1 = 0.9, b2 = 0.95;
+  AdamWConstants k;
+  k.b1 = static_cast<float>(b1), k.c1 = static_cast<float>(1 - b1);
+  k.b2 = static_cast<float>(b2), k.c2 = static_cast<float>(1 - b2);
+  k.inv_bc2 = static_cast<float>(1 / std::sqrt(1 - std::pow(b2, t)));
+  k.eps = 1e-8f, k.step = static_cast<float>(lr / (1 - std::pow(b1, t)));
+  k.decay = decay ? static_cast<float>(1 - lr * 0.1) : 1.0f;
+  return k;
+}
+
+bool SameBits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+TEST(AdamW, EveryLevelEqualsScalarBitForBit) {
+  for (int64_t n : {0, 1, 7, 8, 9, 15, 16, 17, 33, 1000}) {
+    const size_t size = static_cast<size_t>(n);
+    const std::vector<float> w0 = RandomVec(size, 1 + n);
+    std::vector<float> m0 = RandomVec(size, 2 + n, 1e-3f), v0 = RandomVec(size, 3 + n, 1e-3f);
+    std::vector<float> g = RandomVec(size, 4 + n, 1e-2f);
+    for (float& x : v0) x = x * x;                          // second moments are >= 0
+    if (n > 8) g[3] = m0[3] = v0[3] = 0.0f, g[5] = 1e-30f;  // zero moments: d = eps, no update
+    for (int t : {1, 7}) {
+      for (bool decay : {false, true}) {
+        const AdamWConstants k = Constants(3e-3, t, decay);
+        std::vector<float> want_w = w0, want_m = m0, want_v = v0;
+        AdamWUpdate(k, g.data(), want_w.data(), want_m.data(), want_v.data(), n, Isa::kScalar);
+        for (Isa isa : Levels()) {
+          std::vector<float> w = w0, m = m0, v = v0;
+          AdamWUpdate(k, g.data(), w.data(), m.data(), v.data(), n, isa);
+          EXPECT_TRUE(SameBits(w, want_w) && SameBits(m, want_m) && SameBits(v, want_v))
+              << "n " << n << " t " << t << " decay " << decay << " " << IsaName(isa);
+        }
+        // The definition against the update in double: float32 rounding only.
+        for (int64_t i = 0; i < n; ++i) {
+          const double mi = 0.9 * m0[i] + 0.1 * double{g[i]};
+          const double vi = 0.95 * v0[i] + 0.05 * double{g[i]} * g[i];
+          const double lr = 3e-3, bc1 = 1 - std::pow(0.9, t), bc2 = 1 - std::pow(0.95, t);
+          const double w = w0[i] * (decay ? 1 - lr * 0.1 : 1.0) -
+                           lr / bc1 * mi / (std::sqrt(vi) / std::sqrt(bc2) + 1e-8);
+          // Bounds relative to the terms' magnitudes (m's two terms may cancel).
+          const double update = std::abs(w - w0[i]);
+          EXPECT_NEAR(want_m[i], mi, 1e-6 * (std::abs(m0[i]) + std::abs(g[i]))) << i;
+          EXPECT_NEAR(want_v[i], vi, 1e-6 * vi) << i;
+          EXPECT_NEAR(want_w[i], w, 1e-6 * (std::abs(w0[i]) + update)) << i;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace herd::kernels
