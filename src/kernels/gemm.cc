@@ -50,12 +50,6 @@ namespace {
 // micro-kernel walks the A panels of the block, which stay in L2.
 constexpr int64_t kKc = 256;
 
-GemmMicroKernel KernelFor(Isa isa) {
-  if (isa >= Isa::kAvx512) return avx512::GetGemmKernel();
-  if (isa >= Isa::kAvx2) return avx2::GetGemmKernel();
-  return scalar::GetGemmKernel();
-}
-
 // dst[p * rows + i] = a(i0 + i, k0 + p) for p < kc, i < rows.
 void PackA(const StridedMat& a, int64_t i0, int rows, int64_t k0, int64_t kc, float* dst) {
   if (a.col_stride == 1) {  // rows of A are contiguous: read along them
@@ -106,6 +100,47 @@ void PackB(const StridedMat& b, int64_t k0, int64_t kc, int64_t j0, int cols, in
 
 }  // namespace
 
+GemmMicroKernel GemmKernelFor(Isa isa) {
+  if (isa >= Isa::kAvx512) return avx512::GetGemmKernel();
+  if (isa >= Isa::kAvx2) return avx2::GetGemmKernel();
+  return scalar::GetGemmKernel();
+}
+
+void GemmPackA(const GemmMicroKernel& kernel, const StridedMat& a, int64_t i0, int rows,
+               int64_t k0, int64_t kc, float* dst) {
+  if (kernel.pack_runs && a.row_stride == 1 && rows <= 32) {
+    kernel.pack_runs(a.f32() + k0 * a.col_stride + i0, a.col_stride, kc, rows, rows, dst);
+  } else {
+    PackA(a, i0, rows, k0, kc, dst);
+  }
+}
+
+void GemmPackB(const GemmMicroKernel& kernel, const StridedMat& b, int64_t k0, int64_t kc,
+               int64_t j0, int cols, float* dst) {
+  const int nr = kernel.nr;
+  if (kernel.pack_transposed_b && b.row_stride == 1) {
+    kernel.pack_transposed_b(b.ptr(j0 * b.col_stride + k0), b.type, b.col_stride, kc, cols, dst);
+  } else if (kernel.pack_runs && b.type == GemmType::kF32 && b.col_stride == 1 && nr <= 32) {
+    kernel.pack_runs(b.f32() + k0 * b.row_stride + j0, b.row_stride, kc, cols, nr, dst);
+  } else {
+    PackB(b, k0, kc, j0, cols, nr, dst);
+  }
+}
+
+void GemmTile(const GemmMicroKernel& kernel, int rows, int cols, int64_t kc, const float* ap,
+              int64_t lda, const float* bp, float* c, int64_t ldc, bool load) {
+  const int nr = kernel.nr;
+  if (cols == nr) return kernel.fn(rows, kc, ap, lda, bp, c, ldc, load);
+  // A partial tile at the right edge: through a full-width buffer.
+  float edge[32 * 32];
+  CHECK(kernel.mr * nr <= 32 * 32);
+  for (int r = 0; r < rows; ++r) {
+    if (load) std::copy_n(c + r * ldc, cols, &edge[r * nr]);
+  }
+  kernel.fn(rows, kc, ap, lda, bp, edge, nr, load);
+  for (int r = 0; r < rows; ++r) std::copy_n(&edge[r * nr], cols, c + r * ldc);
+}
+
 void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float* c, int64_t ldc,
           bool accumulate, ThreadPool* pool, Isa isa) {
   CHECK(m >= 0 && n >= 0 && depth >= 0 && ldc >= n && a.type == GemmType::kF32);
@@ -115,7 +150,7 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
       for (int64_t i = 0; i < m; ++i) std::fill_n(c + i * ldc, n, 0.0f);
     return;
   }
-  const GemmMicroKernel kernel = KernelFor(isa);
+  const GemmMicroKernel kernel = GemmKernelFor(isa);
   const int mr = kernel.mr, nr = kernel.nr;
   if (kernel.gemv_transposed_b && m <= kernel.gemv_max_rows && a.col_stride == 1 &&
       b.row_stride == 1) {
@@ -157,61 +192,38 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
   const int64_t mc = ((m + m_tiles - 1) / m_tiles + mr - 1) / mr * mr;
 
   // A row-major A is read in place by the micro-kernel (its rows are streams along k); packing
-  // it would transpose it element by element. Except when its rows are a multiple of 4 KiB apart:
-  // then they all map to the same L1 sets and evict each other.
-  const bool a_in_place = a.col_stride == 1 && a.row_stride > 0 && a.row_stride % 1024 != 0;
+  // it would transpose it element by element (GemmReadsRowsInPlace).
+  const bool a_in_place = a.col_stride == 1 && GemmReadsRowsInPlace(a.row_stride);
   const int64_t lda = a_in_place ? a.row_stride : 0;
 
   auto run_tile = [&](size_t tile, int) {
     const int64_t i0 = static_cast<int64_t>(tile) / n_tiles * mc;
     const int64_t j0 = static_cast<int64_t>(tile) % n_tiles * nc;
     const int64_t i1 = std::min(m, i0 + mc), j1 = std::min(n, j0 + nc);
-    thread_local std::vector<float> a_pack, b_pack, edge;
+    thread_local std::vector<float> a_pack, b_pack;
     // Grown only: resizing down and up again would zero the regrown part on every call.
     auto grow = [](std::vector<float>& v, int64_t size) {
       if (v.size() < static_cast<size_t>(size)) v.resize(size);
     };
-    grow(a_pack, mc * kKc), grow(b_pack, nc * kKc), grow(edge, int64_t{mr} * nr);
+    grow(a_pack, mc * kKc), grow(b_pack, nc * kKc);
     for (int64_t k0 = 0; k0 < depth; k0 += kKc) {
       const int64_t kc = std::min(kKc, depth - k0);
       const bool load = accumulate || k0 > 0;
       if (!a_in_place) {
         for (int64_t i = i0; i < i1; i += mr) {
           const int rows = static_cast<int>(std::min<int64_t>(mr, i1 - i));
-          float* ap = &a_pack[(i - i0) * kc];
-          if (kernel.pack_runs && a.row_stride == 1 && mr <= 32) {
-            kernel.pack_runs(a.f32() + k0 * a.col_stride + i, a.col_stride, kc, rows, rows, ap);
-          } else {
-            PackA(a, i, rows, k0, kc, ap);
-          }
+          GemmPackA(kernel, a, i, rows, k0, kc, &a_pack[(i - i0) * kc]);
         }
       }
       // Each B panel is packed right before the micro-kernels that use it (it is then in L1).
       for (int64_t j = j0; j < j1; j += nr) {
         const int cols = static_cast<int>(std::min<int64_t>(nr, j1 - j));
         float* bp = &b_pack[(j - j0) * kc];
-        if (kernel.pack_transposed_b && b.row_stride == 1) {
-          kernel.pack_transposed_b(b.ptr(j * b.col_stride + k0), b.type, b.col_stride, kc, cols,
-                                   bp);
-        } else if (kernel.pack_runs && b.type == GemmType::kF32 && b.col_stride == 1 && nr <= 32) {
-          kernel.pack_runs(b.f32() + k0 * b.row_stride + j, b.row_stride, kc, cols, nr, bp);
-        } else {
-          PackB(b, k0, kc, j, cols, nr, bp);
-        }
+        GemmPackB(kernel, b, k0, kc, j, cols, bp);
         for (int64_t i = i0; i < i1; i += mr) {
           const int rows = static_cast<int>(std::min<int64_t>(mr, i1 - i));
           const float* ap = a_in_place ? a.f32() + i * a.row_stride + k0 : &a_pack[(i - i0) * kc];
-          float* ct = c + i * ldc + j;
-          if (cols == nr) {
-            kernel.fn(rows, kc, ap, lda, bp, ct, ldc, load);
-            continue;
-          }
-          // A partial tile at the right edge: through a full-width buffer.
-          for (int r = 0; r < rows; ++r) {
-            if (load) std::copy_n(ct + r * ldc, cols, &edge[r * nr]);
-          }
-          kernel.fn(rows, kc, ap, lda, bp, edge.data(), nr, load);
-          for (int r = 0; r < rows; ++r) std::copy_n(&edge[r * nr], cols, ct + r * ldc);
+          GemmTile(kernel, rows, cols, kc, ap, lda, bp, c + i * ldc + j, ldc, load);
         }
       }
     }

@@ -95,6 +95,30 @@ struct GemmMicroKernel {
   int gemv_max_rows = 0;
 };
 
+// The pieces Gemm is made of, for callers that drive the tiles themselves (training attention
+// skips the tiles a causal mask zeroes). The same packing and micro-kernels, so a product made
+// of them computes Gemm's bits (each element one FMA chain over k in order).
+//
+// The micro-kernels of level isa (or the best lower one).
+GemmMicroKernel GemmKernelFor(Isa isa);
+// Packs rows [i0, i0 + rows) x columns [k0, k0 + kc) of a into a k-major panel:
+// dst[p * rows + i] = a(i0 + i, k0 + p).
+void GemmPackA(const GemmMicroKernel& kernel, const StridedMat& a, int64_t i0, int rows,
+               int64_t k0, int64_t kc, float* dst);
+// Packs rows [k0, k0 + kc) x columns [j0, j0 + cols) of b (cols <= nr) into a k-major panel:
+// dst[p * nr + j] = b(k0 + p, j0 + j), zeros for cols <= j < nr.
+void GemmPackB(const GemmMicroKernel& kernel, const StridedMat& b, int64_t k0, int64_t kc,
+               int64_t j0, int cols, float* dst);
+// Whether rows of A lda floats apart are read in place by the micro-kernel (lda > 0) rather than
+// packed: not when they are a multiple of 4 KiB apart (they would evict each other from L1).
+inline bool GemmReadsRowsInPlace(int64_t lda) { return lda > 0 && lda % 1024 != 0; }
+// A tile of C: rows x cols (rows <= mr, cols <= nr) at c (leading dimension ldc) =
+// (load ? C : 0) + A B over kc steps, A a packed panel (lda 0) or rows read in place (lda > 0), B
+// a packed panel. Partial-width tiles go through a buffer, so C's columns beyond cols are not
+// touched.
+void GemmTile(const GemmMicroKernel& kernel, int rows, int cols, int64_t kc, const float* ap,
+              int64_t lda, const float* bp, float* c, int64_t ldc, bool load);
+
 // Per-level micro-kernels (gemm.cc, gemm_avx2.cc, gemm_avx512.cc).
 namespace scalar {
 GemmMicroKernel GetGemmKernel();
