@@ -106,8 +106,8 @@ GemmMicroKernel GemmKernelFor(Isa isa) {
   return scalar::GetGemmKernel();
 }
 
-void GemmPackA(const GemmMicroKernel& kernel, const StridedMat& a, int64_t i0, int rows,
-               int64_t k0, int64_t kc, float* dst) {
+void GemmPackA(const GemmMicroKernel& kernel, const StridedMat& a, int64_t i0, int rows, int64_t k0,
+               int64_t kc, float* dst) {
   if (kernel.pack_runs && a.row_stride == 1 && rows <= 32) {
     kernel.pack_runs(a.f32() + k0 * a.col_stride + i0, a.col_stride, kc, rows, rows, dst);
   } else {

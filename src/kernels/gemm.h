@@ -103,8 +103,8 @@ struct GemmMicroKernel {
 GemmMicroKernel GemmKernelFor(Isa isa);
 // Packs rows [i0, i0 + rows) x columns [k0, k0 + kc) of a into a k-major panel:
 // dst[p * rows + i] = a(i0 + i, k0 + p).
-void GemmPackA(const GemmMicroKernel& kernel, const StridedMat& a, int64_t i0, int rows,
-               int64_t k0, int64_t kc, float* dst);
+void GemmPackA(const GemmMicroKernel& kernel, const StridedMat& a, int64_t i0, int rows, int64_t k0,
+               int64_t kc, float* dst);
 // Packs rows [k0, k0 + kc) x columns [j0, j0 + cols) of b (cols <= nr) into a k-major panel:
 // dst[p * nr + j] = b(k0 + p, j0 + j), zeros for cols <= j < nr.
 void GemmPackB(const GemmMicroKernel& kernel, const StridedMat& b, int64_t k0, int64_t kc,
