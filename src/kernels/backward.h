@@ -35,24 +35,26 @@ void SwiGLUBackward(const float* gate, const float* up, const float* dy, int64_t
 // recomputes it (the same probabilities, bit for bit): queries t < n_tokens at positions
 // start_pos + t (q, out: [n_tokens, n_heads * head_dim]) over keys and values at positions
 // [0, start_pos + t] (k, v: position 0 first, kv_stride floats apart). Blocks of 128 queries as
-// matrix products (kernels/gemm.h). Training's forward uses it instead of the streaming inference
-// kernel (kernels/attention.h), which handles one query at a time.
+// matrix products on the GEMM's micro-kernels (kernels/gemm.h), skipping the tiles the causal mask
+// zeroes (the same bits at every ISA level). Training's forward uses it instead of the streaming
+// inference kernel (kernels/attention.h), which handles one query at a time.
 void CausalAttention(const float* q, const float* k, const float* v, int64_t kv_stride,
                      int64_t n_tokens, int64_t start_pos, const AttentionShape& s, int kv_head,
-                     float* out);
+                     float* out, Isa isa = ActiveIsa());
 
 // Causal GQA attention of one sequence from position 0 (what Attention computes with
 // start_pos 0), backward for kv head `kv_head` and its query heads: writes those heads' columns of
 // dq ([n_tokens, n_heads * head_dim]) and of dk, dv ([n_tokens, n_kv_heads * head_dim]).
 // q, k, v: the forward's inputs (k after RoPE); out: its output; dout: the output's gradient.
 // The softmax is recomputed in float (kernels/expsum.h), for blocks of 128 queries at a time as
-// matrix products (kernels/gemm.h); with D_t = dout_t . out_t (= sum_j P_tj dP_tj):
+// matrix products on the GEMM's micro-kernels (kernels/gemm.h), skipping the tiles the causal
+// mask zeroes; with D_t = dout_t . out_t (= sum_j P_tj dP_tj):
 //   dP_tj = dout_t . v_j,  dS_tj = P_tj (dP_tj - D_t),  dv_j = sum_t P_tj dout_t,
 //   dq_t = scale * sum_j dS_tj k_j,  dk_j = scale * sum_t dS_tj q_t.
 // Separate kv heads write disjoint columns, so callers run them in parallel.
 void AttentionBackward(const float* q, const float* k, const float* v, const float* out,
                        const float* dout, int64_t n_tokens, const AttentionShape& s, int kv_head,
-                       float* dq, float* dk, float* dv);
+                       float* dq, float* dk, float* dv, Isa isa = ActiveIsa());
 
 // MatMul backward for float32 weights w [n, k] applied to x [m, k] (y = x w^T, dy [m, n]):
 //   dx = dy w      ([m, k]; written, or added to with accumulate_dx; skipped when dx is null)
