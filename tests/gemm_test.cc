@@ -120,6 +120,25 @@ TEST(Gemm, SixteenBitWeightsEqualTheirFloatValues) {
   }
 }
 
+TEST(Gemm, PackedRowsOfAWithPartialSteps) {
+  // Rows of A 4 KiB apart (lda 1024) are packed, not read in place; k = 37 and 300 leave partial
+  // 16-step blocks in the packing transpose; m = 13 leaves a 1-row panel.
+  ThreadPool pool(2);
+  for (int64_t k : {37, 300}) {
+    const int64_t m = 13, n = 40, lda = 1024;
+    const std::vector<float> a_data = RandomVec(static_cast<size_t>(m * lda), 31 + k);
+    const StridedMat a{a_data.data(), lda, 1};
+    const Operand b(k, n, true, 32 + k);
+    std::vector<float> want(m * n);
+    GemmReference(m, n, k, a, b.view, want.data(), n, false);
+    for (Isa isa : Levels()) {
+      std::vector<float> got(m * n);
+      Gemm(m, n, k, a, b.view, got.data(), n, false, &pool, isa);
+      EXPECT_TRUE(SameBits(got, want)) << "k " << k << " " << IsaName(isa);
+    }
+  }
+}
+
 TEST(Gemm, RowsDoNotDependOnTheOtherRows) {
   // Row i of C is the same whether A has one row or many (inference relies on it: a sequence's
   // logits do not depend on what else is in the batch).

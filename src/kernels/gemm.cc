@@ -110,6 +110,8 @@ void GemmPackA(const GemmMicroKernel& kernel, const StridedMat& a, int64_t i0, i
                int64_t kc, float* dst) {
   if (kernel.pack_runs && a.row_stride == 1 && rows <= 32) {
     kernel.pack_runs(a.f32() + k0 * a.col_stride + i0, a.col_stride, kc, rows, rows, dst);
+  } else if (kernel.pack_rows_a && a.col_stride == 1 && rows <= 16) {
+    kernel.pack_rows_a(a.f32() + i0 * a.row_stride + k0, a.row_stride, kc, rows, dst);
   } else {
     PackA(a, i0, rows, k0, kc, dst);
   }

@@ -86,11 +86,15 @@ using GemvFn = void (*)(int rows, const float* a, int64_t lda, const void* b, Ge
 // columns are contiguous (dy^T: n = width = rows) or of B whose rows are (n = cols, width = nr).
 using GemmPackRunsFn = void (*)(const float* src, int64_t ld, int64_t kc, int n, int width,
                                 float* dst);
+// Optional: packs a panel of rows <= 16 rows of a row-major float32 A (rows lda apart):
+// dst[p * rows + i] = a[i * lda + p] for p < kc, i < rows (a transpose: SIMD 16 x 16 blocks).
+using GemmPackRowsFn = void (*)(const float* a, int64_t lda, int64_t kc, int rows, float* dst);
 struct GemmMicroKernel {
   int mr = 0, nr = 0;
   GemmMicroFn fn = nullptr;
   GemmPackFn pack_transposed_b = nullptr;
   GemmPackRunsFn pack_runs = nullptr;
+  GemmPackRowsFn pack_rows_a = nullptr;
   GemvFn gemv_transposed_b = nullptr;
   int gemv_max_rows = 0;
 };

@@ -161,7 +161,7 @@ void GemvTAny(int rows, const float* a, int64_t lda, const void* w, GemmType typ
 }  // namespace
 
 GemmMicroKernel GetGemmKernel() {
-  return {kMr, kNr, MicroAny, nullptr, nullptr, GemvTAny, /*gemv_max_rows=*/4};
+  return {kMr, kNr, MicroAny, nullptr, nullptr, nullptr, GemvTAny, /*gemv_max_rows=*/4};
 }
 
 }  // namespace herd::kernels::avx2

@@ -113,6 +113,21 @@ void PackRuns(const float* src, int64_t ld, int64_t kc, int n, int width, float*
   }
 }
 
+// gemm.h's GemmPackRowsFn: 16 x 16 blocks (rows < 16 padded with zeros) transposed in registers,
+// each k step's `rows` values stored under a mask.
+void PackRows(const float* a, int64_t lda, int64_t kc, int rows, float* dst) {
+  const __mmask16 row_mask = static_cast<__mmask16>((1u << rows) - 1);
+  for (int64_t p0 = 0; p0 < kc; p0 += 16) {
+    const int n = static_cast<int>(std::min<int64_t>(16, kc - p0));
+    const __mmask16 mask = static_cast<__mmask16>((1u << n) - 1);
+    __m512 r[16];
+    for (int i = 0; i < 16; ++i)
+      r[i] = i < rows ? _mm512_maskz_loadu_ps(mask, a + i * lda + p0) : _mm512_setzero_ps();
+    Transpose16(r);
+    for (int q = 0; q < n; ++q) _mm512_mask_storeu_ps(dst + (p0 + q) * rows, row_mask, r[q]);
+  }
+}
+
 // c[i * ldc + j] = (load ? c[i * ldc + j] : 0) + sum_p a[i * lda + p] * w[j * ldw + p] for
 // i < R, j < cols <= 16, one FMA chain over p = 0, 1, ... per element: 16 rows of w are loaded
 // 16 elements at a time, transposed in registers and multiplied without packing (decode: w is
@@ -168,7 +183,7 @@ void GemvTAny(int rows, const float* a, int64_t lda, const void* w, GemmType typ
 }  // namespace
 
 GemmMicroKernel GetGemmKernel() {
-  return {kMr, kNr, MicroAny, PackTransposedAny, PackRuns, GemvTAny, /*gemv_max_rows=*/4};
+  return {kMr, kNr, MicroAny, PackTransposedAny, PackRuns, PackRows, GemvTAny, /*gemv_max_rows=*/4};
 }
 
 }  // namespace herd::kernels::avx512
