@@ -401,7 +401,7 @@ void ForwardChunk(const Model& model, std::span<const Segment> segs, int m, floa
   }
   if (n_out == 0) return;
   CHECK(!rec.tape || n_out == m);
-  Project(model, model.weights.output, xn_final, n_out, out, pool);  // [n_out, vocab]
+  if (out) Project(model, model.weights.output, xn_final, n_out, out, pool);  // [n_out, vocab]
 }
 
 // One sequence of a pass and the logits it wants.
@@ -435,7 +435,7 @@ void Run(const Model& model, std::span<const Job> jobs, float* logits, ThreadPoo
   int64_t rows_done = 0;
   auto flush = [&] {
     ForwardChunk(model, segs, m, logits, &s, Recorder{tape, rows_done}, pool);
-    logits += static_cast<size_t>(n_out) * c.vocab_size;
+    if (logits) logits += static_cast<size_t>(n_out) * c.vocab_size;
     rows_done += m;
     segs.clear();
     m = 0, n_out = 0;
@@ -515,7 +515,7 @@ Status ForwardBatch(const Model& model, std::span<const BatchSeq> seqs, std::vec
 }
 
 Status ForwardRecord(const Model& model, std::span<const std::span<const int>> seqs,
-                     ForwardTape* tape, std::vector<float>* logits, ThreadPool* pool) {
+                     ForwardTape* tape, ThreadPool* pool) {
   const LlamaConfig& c = model.config;
   std::vector<Job> jobs;
   int64_t rows = 0;
@@ -537,9 +537,12 @@ Status ForwardRecord(const Model& model, std::span<const std::span<const int>> s
   }
   size(tape->x_final, c.dim), size(tape->xn_final, c.dim);
   size(tape->cos, c.head_dim / 2), size(tape->sin, c.head_dim / 2);
-  logits->resize(static_cast<size_t>(rows) * c.vocab_size);
-  Run(model, jobs, logits->data(), pool, tape);
+  Run(model, jobs, /*logits=*/nullptr, pool, tape);
   return Status::Ok();
+}
+
+void OutputLogits(const Model& model, const float* xn, int rows, float* logits, ThreadPool* pool) {
+  Project(model, model.weights.output, xn, rows, logits, pool);
 }
 
 }  // namespace herd

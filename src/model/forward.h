@@ -113,13 +113,18 @@ struct ForwardTape {
 };
 
 // A training forward: runs each sequence from position 0 (attention over its own float32 keys
-// and values, read from the tape: exact), writes the logits of every token ([rows, vocab]) and
-// records the activations in `tape` (computed there in place, all rows as one chunk). The same
-// blocks and kernels as Forward, except attention: blocks of queries as matrix products
-// (kernels::CausalAttention, whose probabilities the backward recomputes bit for bit) instead of
-// one query at a time; the two agree to float rounding.
-// Errors as Forward (empty sequence, token id out of range).
+// and values, read from the tape: exact) and records the activations in `tape` (computed there in
+// place, all rows as one chunk), up to the final norm's output xn_final; the output projection is
+// left to the caller (OutputLogits), which takes it a block of rows at a time with the loss so
+// that [rows, vocab] logits never exist at once. The same blocks and kernels as Forward, except
+// attention: blocks of queries as matrix products (kernels::CausalAttention, whose probabilities
+// the backward recomputes bit for bit) instead of one query at a time; the two agree to float
+// rounding. Errors as Forward (empty sequence, token id out of range).
 Status ForwardRecord(const Model& model, std::span<const std::span<const int>> seqs,
-                     ForwardTape* tape, std::vector<float>* logits, ThreadPool* pool);
+                     ForwardTape* tape, ThreadPool* pool);
+
+// logits [rows, vocab] = the output projection of rows of xn (a tape's xn_final), as Forward
+// computes it (each row the same bits whatever the other rows).
+void OutputLogits(const Model& model, const float* xn, int rows, float* logits, ThreadPool* pool);
 
 }  // namespace herd

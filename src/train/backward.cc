@@ -17,7 +17,7 @@ namespace {
 // Buffers of one step, reused across steps (they only grow).
 struct Scratch {
   ForwardTape tape;
-  std::vector<float> logits;            // [rows, vocab], overwritten by dlogits
+  std::vector<float> logits;            // [kLossRows, vocab], overwritten by dlogits
   std::vector<float> dres;              // [rows, dim] gradient of the residual stream
   std::vector<float> dxn;               // [rows, dim]
   std::vector<float> dact, dgate, dup;  // [rows, ffn_dim]
@@ -198,21 +198,40 @@ std::vector<std::span<const int>> Sequences(const TokenBatch& b, std::span<const
   return seqs;
 }
 
+// Rows of logits computed at once: a block of [rows, vocab] logits (and its dlogits, in place)
+// stays in cache from the output projection through the cross-entropy to the backward's products.
+constexpr int64_t kLossRows = 256;
+
 // The forward both ForwardBackward and ForwardLoss run: every segment from position 0 through
-// ForwardRecord, its activations in s->tape and every row's logits in s->logits; then each row's
-// cross-entropy (with scale * dlogits replacing the logits when `gradient`) in s->row_loss, summed
-// in row order, so the loss does not depend on the thread count or on which of the two ran.
+// ForwardRecord, its activations in s->tape; then, kLossRows rows at a time, the logits
+// (OutputLogits) and each row's cross-entropy in s->row_loss. With d_out (ForwardBackward), also
+// the output projection's backward for those rows: scale * dlogits replace the logits, the final
+// norm's output gradient goes to s->dxn and d_out += dlogits^T xn_final (rows in order, one FMA
+// chain per element, as one product over all rows). The loss is summed in row order, so it does
+// not depend on the thread count or on which of the two ran.
 Result<LossSum> ForwardAndLoss(const Model& model, const TokenBatch& b,
-                               std::span<const Segment> segs, bool gradient, float scale,
-                               Scratch* s, ThreadPool* pool) {
-  HERD_RETURN_IF_ERROR(ForwardRecord(model, Sequences(b, segs), &s->tape, &s->logits, pool));
-  const int vocab = model.config.vocab_size;
+                               std::span<const Segment> segs, float scale, float* d_out, Scratch* s,
+                               ThreadPool* pool) {
+  HERD_RETURN_IF_ERROR(ForwardRecord(model, Sequences(b, segs), &s->tape, pool));
+  const int vocab = model.config.vocab_size, dim = model.config.dim;
   const int64_t rows = s->tape.rows;
   s->row_loss.assign(rows, 0.0);
-  ParallelRows(rows, pool, [&](int64_t r) {
-    float* row = &s->logits[r * vocab];
-    s->row_loss[r] = CrossEntropy(row, vocab, b.targets[r], scale, gradient ? row : nullptr);
-  });
+  Grow(s->logits, std::min(rows, kLossRows) * vocab);
+  if (d_out) Grow(s->dxn, rows * dim);
+  for (int64_t r0 = 0; r0 < rows; r0 += kLossRows) {
+    const int64_t n = std::min(kLossRows, rows - r0);
+    const float* xn = &s->tape.xn_final[r0 * dim];
+    OutputLogits(model, xn, static_cast<int>(n), s->logits.data(), pool);
+    ParallelRows(n, pool, [&](int64_t r) {
+      float* row = &s->logits[r * vocab];
+      s->row_loss[r0 + r] =
+          CrossEntropy(row, vocab, b.targets[r0 + r], scale, d_out ? row : nullptr);
+    });
+    if (d_out) {
+      kernels::MatMulBackward(model.weights.output.mat(), xn, s->logits.data(), n,
+                              &s->dxn[r0 * dim], d_out, pool);
+    }
+  }
   LossSum loss;
   for (int64_t r = 0; r < rows; ++r) {
     loss.sum += s->row_loss[r];
@@ -252,8 +271,9 @@ Result<LossSum> ForwardBackward(const Model& model, const TokenBatch& b, float g
   if (!all_f32) return Status::Error("training needs float32 weights");
   Scratch& s = ThreadScratch();
   const std::vector<Segment> segs = Segments(b);
-  // The forward and the cross-entropy; dlogits replace the logits.
-  auto loss = ForwardAndLoss(model, b, segs, /*gradient=*/true, grad_scale, &s, pool);
+  // The forward, the cross-entropy and the output projection's backward (into s.dxn, d_out).
+  GradTensor& d_out = grads->tied ? grads->tok_embeddings : grads->output;
+  auto loss = ForwardAndLoss(model, b, segs, grad_scale, d_out.f32(), &s, pool);
   if (!loss.ok()) return loss.status();
   const int64_t rows = s.tape.rows;
   const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
@@ -262,10 +282,7 @@ Result<LossSum> ForwardBackward(const Model& model, const TokenBatch& b, float g
   Grow(s.datt, rows * q_dim), Grow(s.dq, rows * q_dim), Grow(s.dk, rows * kv),
       Grow(s.dv, rows * kv);
 
-  // Output projection and final norm.
-  GradTensor& d_out = grads->tied ? grads->tok_embeddings : grads->output;
-  kernels::MatMulBackward(model.weights.output.mat(), s.tape.xn_final.data(), s.logits.data(), rows,
-                          s.dxn.data(), d_out.f32(), pool);
+  // Final norm.
   std::fill_n(s.dres.data(), rows * c.dim, 0.0f);
   NormBackward(s.tape.x_final.data(), model.weights.norm, s.dxn.data(), rows, c.dim,
                static_cast<float>(c.norm_eps), s.dres.data(), grads->norm.f32(), pool);
@@ -282,7 +299,7 @@ Result<LossSum> ForwardBackward(const Model& model, const TokenBatch& b, float g
 
 Result<LossSum> ForwardLoss(const Model& model, const TokenBatch& b, ThreadPool* pool) {
   HERD_RETURN_IF_ERROR(CheckBatch(model, b));
-  return ForwardAndLoss(model, b, Segments(b), /*gradient=*/false, 0.0f, &ThreadScratch(), pool);
+  return ForwardAndLoss(model, b, Segments(b), 0.0f, /*d_out=*/nullptr, &ThreadScratch(), pool);
 }
 
 }  // namespace herd
