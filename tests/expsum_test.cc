@@ -10,6 +10,8 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/backward.h"
+#include "kernels/ops.h"
 #include "kernels_test_util.h"
 
 namespace herd::kernels {
@@ -82,6 +84,40 @@ TEST(ExpSum, ExpScaledEveryLevelEqualsReference) {
   }
 }
 
+// SwiGLU and its backward (built on this exp): every level computes the scalar definition's bits,
+// and the definition is within float rounding of the math in double.
+TEST(ExpSum, SwiGLUForwardAndBackwardEveryLevelEqualsScalar) {
+  for (int64_t n : {0, 1, 7, 8, 9, 16, 17, 100, 1000}) {
+    const size_t size = static_cast<size_t>(n);
+    std::vector<float> gate = testing::RandomVec(size, 60 + n, 4.0f);
+    const std::vector<float> up = testing::RandomVec(size, 61 + n);
+    const std::vector<float> dy = testing::RandomVec(size, 62 + n);
+    if (n > 9) gate[1] = -100.0f, gate[2] = 100.0f, gate[3] = 0.0f;  // exp underflow, saturation
+    std::vector<float> want(size), want_dg(size), want_du(size);
+    SwiGLU(gate.data(), up.data(), n, want.data(), Isa::kScalar);
+    SwiGLUBackward(gate.data(), up.data(), dy.data(), n, want_dg.data(), want_du.data(),
+                   Isa::kScalar);
+    for (Isa isa : Levels()) {
+      std::vector<float> out(size), dg(size), du(size);
+      SwiGLU(gate.data(), up.data(), n, out.data(), isa);
+      SwiGLUBackward(gate.data(), up.data(), dy.data(), n, dg.data(), du.data(), isa);
+      EXPECT_TRUE(n == 0 || std::memcmp(out.data(), want.data(), size * sizeof(float)) == 0)
+          << n << " " << IsaName(isa);
+      EXPECT_TRUE(n == 0 || std::memcmp(dg.data(), want_dg.data(), size * sizeof(float)) == 0)
+          << n << " " << IsaName(isa);
+      EXPECT_TRUE(n == 0 || std::memcmp(du.data(), want_du.data(), size * sizeof(float)) == 0)
+          << n << " " << IsaName(isa);
+    }
+    for (size_t i = 0; i < size; ++i) {
+      const double z = gate[i], s = 1.0 / (1.0 + std::exp(-z));
+      const double silu = z * s, dsilu = s * (1.0 + z * (1.0 - s));
+      EXPECT_NEAR(want[i], silu * up[i], 1e-6 * (1.0 + std::abs(silu * up[i]))) << i;
+      EXPECT_NEAR(want_du[i], dy[i] * silu, 1e-6 * (1.0 + std::abs(dy[i] * silu))) << i;
+      EXPECT_NEAR(want_dg[i], dy[i] * up[i] * dsilu, 1e-6 * (1.0 + std::abs(dy[i] * up[i]))) << i;
+    }
+  }
+}
+
 TEST(ExpSum, NaNPropagates) {
   for (int at : {21, 37}) {  // in a full step of 16, and in the last, partial one
     std::vector<float> x = testing::RandomVec(40, 9);
@@ -96,10 +132,21 @@ TEST(ExpSum, NaNPropagates) {
 }
 
 TEST(ExpSum, MaxOfSkipsNaN) {
-  std::vector<float> x = testing::RandomVec(37, 3);
-  x[30] = 9.5f, x[2] = NAN;
-  EXPECT_EQ(MaxOf(x.data(), 37), 9.5f);
-  EXPECT_EQ(MaxOf(x.data(), 0), -INFINITY);
+  for (Isa isa : Levels()) {
+    for (int64_t n : {1, 15, 16, 17, 37, 100}) {
+      for (int64_t at : {int64_t{0}, n / 2, n - 1}) {  // the maximum in the first, a middle, the
+        std::vector<float> x = testing::RandomVec(static_cast<size_t>(n), 3 + n);  // last step
+        x[at] = 9.5f;
+        if (n > 2) x[(at + 1) % n] = NAN, x[(at + 2) % n] = -INFINITY;
+        EXPECT_EQ(MaxOf(x.data(), n, isa), 9.5f) << n << " " << at << " " << IsaName(isa);
+      }
+    }
+    EXPECT_EQ(MaxOf(nullptr, 0, isa), -INFINITY);
+    const float nans[3] = {NAN, NAN, NAN};
+    EXPECT_EQ(MaxOf(nans, 3, isa), -INFINITY);
+    const float negative[2] = {-3.0f, -INFINITY};
+    EXPECT_EQ(MaxOf(negative, 2, isa), -3.0f);
+  }
 }
 
 }  // namespace

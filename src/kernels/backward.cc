@@ -6,6 +6,7 @@
 
 #include "base/check.h"
 #include "kernels/expsum.h"
+#include "kernels/expsum_impl.h"
 #include "kernels/gemm.h"
 #include "kernels/ops.h"
 
@@ -46,21 +47,11 @@ void RopeInterleavedBackward(float* dx, int n_heads, int head_dim, const float* 
 }
 
 void SwiGLUBackward(const float* gate, const float* up, const float* dy, int64_t n, float* dgate,
-                    float* dup) {
-  constexpr int64_t kChunk = 1024;
-  float e[kChunk];  // e^-gate, as SwiGLU computes it
-  for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
-    const int64_t len = std::min(kChunk, n - i0);
-    ExpScaled(gate + i0, len, -1.0f, e);
-    for (int64_t j = 0; j < len; ++j) {
-      const int64_t i = i0 + j;
-      const float z = gate[i];
-      const float s = 1.0f / (1.0f + e[j]);
-      const float silu = z * s;
-      dup[i] = dy[i] * silu;
-      dgate[i] = dy[i] * up[i] * s * (1.0f + z * (1.0f - s));
-    }
-  }
+                    float* dup, Isa isa) {
+  // kernels/expsum.h: the SIMD levels compute the scalar definition's bits.
+  if (isa >= Isa::kAvx512) return avx512::SwiGLUBackward(gate, up, dy, n, dgate, dup);
+  if (isa >= Isa::kAvx2) return avx2::SwiGLUBackward(gate, up, dy, n, dgate, dup);
+  expsum_impl::SwiGLUBackward(gate, up, dy, 0, n, dgate, dup);
 }
 
 namespace {

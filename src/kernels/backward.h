@@ -27,9 +27,10 @@ void RopeInterleavedBackward(float* dx, int n_heads, int head_dim, const float* 
                              const float* sin);
 
 // out = silu(gate) * up: dgate = dy * up * silu'(gate), dup = dy * silu(gate), with
-// silu'(z) = s(z) (1 + z (1 - s(z))), s the logistic function.
+// silu'(z) = s(z) (1 + z (1 - s(z))) (one fused multiply-add), s the logistic function with
+// SwiGLU's e^-z. The same bits at every ISA level.
 void SwiGLUBackward(const float* gate, const float* up, const float* dy, int64_t n, float* dgate,
-                    float* dup);
+                    float* dup, Isa isa = ActiveIsa());
 
 // Causal GQA attention forward for kv head `kv_head` and its query heads, as the backward below
 // recomputes it (the same probabilities, bit for bit): queries t < n_tokens at positions

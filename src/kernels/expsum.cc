@@ -22,7 +22,8 @@ void ExpScaled(const float* x, int64_t n, float scale, float* out, Isa isa) {
   for (int64_t i = 0; i < n; ++i) out[i] = expsum_impl::Exp(scale * x[i]);
 }
 
-float MaxOf(const float* x, int64_t n) {
+float MaxOf(const float* x, int64_t n, Isa isa) {
+  if (isa >= Isa::kAvx512) return avx512::MaxOf(x, n);
   // 8 running maxima (vectorisable), then their maximum: the same value as one running maximum.
   float m[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY,
                 -INFINITY, -INFINITY, -INFINITY, -INFINITY};

@@ -24,16 +24,26 @@ double ExpShiftSum(const float* x, int64_t n, float shift, float* out, Isa isa =
 // function (scale -1) at SIMD speed.
 void ExpScaled(const float* x, int64_t n, float scale, float* out, Isa isa = ActiveIsa());
 
-// The largest element (NaNs skipped; -inf for n = 0 or all NaN).
-float MaxOf(const float* x, int64_t n);
+// The largest element (NaNs skipped; -inf for n = 0 or all NaN): exact, so the same value at
+// every ISA level.
+float MaxOf(const float* x, int64_t n, Isa isa = ActiveIsa());
 
+// Per-level kernels; SwiGLU and SwiGLUBackward (kernels/ops.h, kernels/backward.h) live here
+// because they are built on this exp: the levels compute their scalar definitions' bits.
 namespace avx2 {
 double ExpShiftSum(const float* x, int64_t n, float shift, float* out);
 void ExpScaled(const float* x, int64_t n, float scale, float* out);
+void SwiGLU(const float* gate, const float* up, int64_t n, float* out);
+void SwiGLUBackward(const float* gate, const float* up, const float* dy, int64_t n, float* dgate,
+                    float* dup);
 }  // namespace avx2
 namespace avx512 {
 double ExpShiftSum(const float* x, int64_t n, float shift, float* out);
 void ExpScaled(const float* x, int64_t n, float scale, float* out);
+float MaxOf(const float* x, int64_t n);
+void SwiGLU(const float* gate, const float* up, int64_t n, float* out);
+void SwiGLUBackward(const float* gate, const float* up, const float* dy, int64_t n, float* dgate,
+                    float* dup);
 }  // namespace avx512
 
 }  // namespace herd::kernels

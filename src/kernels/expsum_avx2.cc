@@ -85,4 +85,31 @@ void ExpScaled(const float* x, int64_t n, float scale, float* out) {
   }
 }
 
+void SwiGLU(const float* gate, const float* up, int64_t n, float* out) {
+  const __m256 one = _mm256_set1_ps(1.0f), minus = _mm256_set1_ps(-1.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 z = _mm256_loadu_ps(gate + i);
+    const __m256 e = Exp8(_mm256_mul_ps(minus, z));
+    _mm256_storeu_ps(
+        out + i, _mm256_mul_ps(_mm256_div_ps(z, _mm256_add_ps(one, e)), _mm256_loadu_ps(up + i)));
+  }
+  expsum_impl::SwiGLU(gate, up, i, n, out);
+}
+
+void SwiGLUBackward(const float* gate, const float* up, const float* dy, int64_t n, float* dgate,
+                    float* dup) {
+  const __m256 one = _mm256_set1_ps(1.0f), minus = _mm256_set1_ps(-1.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 z = _mm256_loadu_ps(gate + i), d = _mm256_loadu_ps(dy + i);
+    const __m256 s = _mm256_div_ps(one, _mm256_add_ps(one, Exp8(_mm256_mul_ps(minus, z))));
+    const __m256 g = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(d, _mm256_loadu_ps(up + i)), s),
+                                   _mm256_fmadd_ps(z, _mm256_sub_ps(one, s), one));
+    _mm256_storeu_ps(dup + i, _mm256_mul_ps(d, _mm256_mul_ps(z, s)));
+    _mm256_storeu_ps(dgate + i, g);
+  }
+  expsum_impl::SwiGLUBackward(gate, up, dy, i, n, dgate, dup);
+}
+
 }  // namespace herd::kernels::avx2

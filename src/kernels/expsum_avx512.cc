@@ -65,4 +65,46 @@ void ExpScaled(const float* x, int64_t n, float scale, float* out) {
   }
 }
 
+void SwiGLU(const float* gate, const float* up, int64_t n, float* out) {
+  const __m512 one = _mm512_set1_ps(1.0f), minus = _mm512_set1_ps(-1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 mask =
+        n - i >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 z = _mm512_maskz_loadu_ps(mask, gate + i);
+    const __m512 e = Exp16(_mm512_mul_ps(minus, z));
+    _mm512_mask_storeu_ps(out + i, mask,
+                          _mm512_mul_ps(_mm512_div_ps(z, _mm512_add_ps(one, e)),
+                                        _mm512_maskz_loadu_ps(mask, up + i)));
+  }
+}
+
+void SwiGLUBackward(const float* gate, const float* up, const float* dy, int64_t n, float* dgate,
+                    float* dup) {
+  const __m512 one = _mm512_set1_ps(1.0f), minus = _mm512_set1_ps(-1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 mask =
+        n - i >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 z = _mm512_maskz_loadu_ps(mask, gate + i);
+    const __m512 d = _mm512_maskz_loadu_ps(mask, dy + i);
+    const __m512 s = _mm512_div_ps(one, _mm512_add_ps(one, Exp16(_mm512_mul_ps(minus, z))));
+    const __m512 g =
+        _mm512_mul_ps(_mm512_mul_ps(_mm512_mul_ps(d, _mm512_maskz_loadu_ps(mask, up + i)), s),
+                      _mm512_fmadd_ps(z, _mm512_sub_ps(one, s), one));
+    _mm512_mask_storeu_ps(dup + i, mask, _mm512_mul_ps(d, _mm512_mul_ps(z, s)));
+    _mm512_mask_storeu_ps(dgate + i, mask, g);
+  }
+}
+
+float MaxOf(const float* x, int64_t n) {
+  // vmaxps returns its second operand when either is NaN: NaNs never reach the running maxima.
+  const __m512 lowest = _mm512_set1_ps(-INFINITY);
+  __m512 best = lowest;
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 mask =
+        n - i >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (n - i)) - 1);
+    best = _mm512_max_ps(_mm512_mask_loadu_ps(lowest, mask, x + i), best);
+  }
+  return _mm512_reduce_max_ps(best);
+}
+
 }  // namespace herd::kernels::avx512

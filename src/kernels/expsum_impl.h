@@ -48,6 +48,21 @@ inline void Tail(const float* x, int64_t begin, int64_t n, float shift, float* o
   }
 }
 
+// SwiGLU's scalar definitions (kernels/ops.h, kernels/backward.h) for elements [begin, n); the
+// SIMD levels perform the same operations lane by lane.
+inline void SwiGLU(const float* gate, const float* up, int64_t begin, int64_t n, float* out) {
+  for (int64_t i = begin; i < n; ++i) out[i] = gate[i] / (1.0f + Exp(-1.0f * gate[i])) * up[i];
+}
+inline void SwiGLUBackward(const float* gate, const float* up, const float* dy, int64_t begin,
+                           int64_t n, float* dgate, float* dup) {
+  for (int64_t i = begin; i < n; ++i) {
+    const float z = gate[i], s = 1.0f / (1.0f + Exp(-1.0f * z));
+    const float g = dy[i] * up[i] * s * std::fma(z, 1.0f - s, 1.0f);
+    dup[i] = dy[i] * (z * s);
+    dgate[i] = g;
+  }
+}
+
 // The fixed tree over the 16 partial sums.
 inline double Combine(const double* s) {
   double t[8];

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "kernels/expsum.h"
+#include "kernels/expsum_impl.h"
 
 namespace herd::kernels {
 
@@ -25,14 +26,11 @@ void RopeInterleaved(float* x, int n_heads, int head_dim, const float* cos, cons
   }
 }
 
-void SwiGLU(const float* gate, const float* up, int64_t n, float* out) {
-  constexpr int64_t kChunk = 1024;
-  float e[kChunk];  // e^-gate (kernels/expsum.h: SIMD, the same bits at every level)
-  for (int64_t i0 = 0; i0 < n; i0 += kChunk) {
-    const int64_t len = std::min(kChunk, n - i0);
-    ExpScaled(gate + i0, len, -1.0f, e);
-    for (int64_t i = 0; i < len; ++i) out[i0 + i] = gate[i0 + i] / (1.0f + e[i]) * up[i0 + i];
-  }
+void SwiGLU(const float* gate, const float* up, int64_t n, float* out, Isa isa) {
+  // kernels/expsum.h: the SIMD levels compute the scalar definition's bits.
+  if (isa >= Isa::kAvx512) return avx512::SwiGLU(gate, up, n, out);
+  if (isa >= Isa::kAvx2) return avx2::SwiGLU(gate, up, n, out);
+  expsum_impl::SwiGLU(gate, up, 0, n, out);
 }
 
 void Softmax(float* x, int64_t n) {

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 
+#include "base/cpu.h"
+
 namespace herd::kernels {
 
 // out = x / sqrt(mean(x^2) + eps) * weight (Zhang & Sennrich's RMSNorm); the mean of squares is
@@ -15,8 +17,8 @@ void RMSNorm(const float* x, const float* weight, int64_t n, float eps, float* o
 void RopeInterleaved(float* x, int n_heads, int head_dim, const float* cos, const float* sin);
 
 // out[i] = silu(gate[i]) * up[i], silu(z) = z / (1 + e^-z) (e^-z: kernels/expsum.h ExpRef); out
-// may be gate (in place: the form without out).
-void SwiGLU(const float* gate, const float* up, int64_t n, float* out);
+// may be gate (in place: the form without out). The same bits at every ISA level.
+void SwiGLU(const float* gate, const float* up, int64_t n, float* out, Isa isa = ActiveIsa());
 inline void SwiGLU(float* gate, const float* up, int64_t n) { SwiGLU(gate, up, n, gate); }
 
 // In place: x = exp(x - max) / sum. Entries of -inf get probability 0.
