@@ -12,12 +12,6 @@
 
 namespace herd::kernels {
 
-float RMSNormScale(const float* x, int64_t n, float eps) {
-  double ss = 0;  // as RMSNorm: the mean of squares in double, the scale rounded to float once
-  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-  return static_cast<float>(1.0 / std::sqrt(ss / n + eps));
-}
-
 void RMSNormBackward(const float* x, const float* weight, const float* dy, int64_t n, float r,
                      float* dx) {
   // sum_j dy_j w_j x_j in four interleaved partial sums (independent chains), added in order.

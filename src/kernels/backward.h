@@ -12,10 +12,7 @@
 
 namespace herd::kernels {
 
-// The 1 / sqrt(mean(x^2) + eps) RMSNorm scales a row by (the same float RMSNorm uses).
-float RMSNormScale(const float* x, int64_t n, float eps);
-
-// y = x * r * w with r = RMSNormScale(x) (passed in: the caller has it):
+// y = x * r * w with r the scale RMSNorm (kernels/ops.h) returned for the row:
 //   dx += r * (dy * w) - x * r^3 / n * sum_j dy_j w_j x_j
 // (in double; added to dx, so that the residual stream's gradient collects it). The weight's
 // gradient, dw_i = sum over rows of dy_i * x_i * r, is left to the caller (it sums over rows).

@@ -8,11 +8,12 @@
 
 namespace herd::kernels {
 
-void RMSNorm(const float* x, const float* weight, int64_t n, float eps, float* out) {
+float RMSNorm(const float* x, const float* weight, int64_t n, float eps, float* out) {
   double ss = 0;
   for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
   const float scale = static_cast<float>(1.0 / std::sqrt(ss / n + eps));
   for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
+  return scale;
 }
 
 void RopeInterleaved(float* x, int n_heads, int head_dim, const float* cos, const float* sin) {

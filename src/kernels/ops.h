@@ -9,7 +9,8 @@ namespace herd::kernels {
 
 // out = x / sqrt(mean(x^2) + eps) * weight (Zhang & Sennrich's RMSNorm); the mean of squares is
 // accumulated in double. out may alias x.
-void RMSNorm(const float* x, const float* weight, int64_t n, float eps, float* out);
+// Returns the scale r the row was multiplied by (the training backward needs it).
+float RMSNorm(const float* x, const float* weight, int64_t n, float eps, float* out);
 
 // Rotary embedding on interleaved pairs (Meta's layout: (x[2i], x[2i+1]) is rotated by angle
 // pos * inv_freq[i]) for n_heads heads of head_dim floats; cos/sin: [head_dim / 2] for this

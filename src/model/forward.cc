@@ -148,6 +148,7 @@ struct Scratch {
 // is recorded where it is computed, without copies (out: the next layer's x, or x_final).
 struct LayerActs {
   float *x, *xn_attn, *q, *k, *v, *att, *h, *xn_ffn, *gate, *up, *act, *out;
+  float *attn_scale = nullptr, *ffn_scale = nullptr;  // [m] RMSNorm's row scales (training)
 };
 
 // Where a chunk's activations go: `tape` (null in inference) from row row0.
@@ -168,7 +169,8 @@ struct Recorder {
         layer + 1 < c.n_layers ? at(tape->layers[layer + 1].x, c.dim) : at(tape->x_final, c.dim);
     return {at(t.x, c.dim),        at(t.xn_attn, c.dim), at(t.q, q_dim),       at(t.k, kv),
             at(t.v, kv),           at(t.att, q_dim),     at(t.h, c.dim),       at(t.xn_ffn, c.dim),
-            at(t.gate, c.ffn_dim), at(t.up, c.ffn_dim),  at(t.act, c.ffn_dim), out};
+            at(t.gate, c.ffn_dim), at(t.up, c.ffn_dim),  at(t.act, c.ffn_dim), out,
+            at(t.attn_scale, 1),   at(t.ffn_scale, 1)};
   }
   // RoPE tables [m, head_dim / 2] and the final norm's input and output [m, dim].
   float* Cos(const LlamaConfig& c, Scratch* s) const {
@@ -281,13 +283,16 @@ void TrainingAttention(const LlamaConfig& c, std::span<const Segment> segs, cons
   ParallelFor(pool, static_cast<size_t>(n_items), run);
 }
 
-// The ops whose arithmetic depends on model.numerics.
-void Norm(const Model& model, const float* x, const Weight& w, float* out) {
+// The ops whose arithmetic depends on model.numerics. Norm stores the row's scale at *scale
+// (training: Numerics::kDefault) when scale is not null.
+void Norm(const Model& model, const float* x, const Weight& w, float* out, float* scale = nullptr) {
   const LlamaConfig& c = model.config;
   if (model.numerics == Numerics::kGgml) {
+    CHECK(scale == nullptr);
     kernels::ggml::RmsNorm(x, w.f32(), c.dim, c.norm_eps, out);
   } else {
-    kernels::RMSNorm(x, w.f32(), c.dim, c.norm_eps, out);
+    const float r = kernels::RMSNorm(x, w.f32(), c.dim, c.norm_eps, out);
+    if (scale) *scale = r;
   }
 }
 void Project(const Model& model, std::span<const kernels::MatMulOut> products, const float* x,
@@ -318,8 +323,10 @@ void AttentionBlock(const Model& model, int layer, std::span<const Segment> segs
   const LayerWeights& w = model.weights.layers[layer];
   const int half = c.head_dim / 2;
   const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
-  ForRows(m, pool,
-          [&](int t) { Norm(model, &a.x[t * c.dim], w.attn_norm, &a.xn_attn[t * c.dim]); });
+  ForRows(m, pool, [&](int t) {
+    Norm(model, &a.x[t * c.dim], w.attn_norm, &a.xn_attn[t * c.dim],
+         a.attn_scale ? &a.attn_scale[t] : nullptr);
+  });
   // q: [m, n_heads * head_dim]; k, v: [m, n_kv_heads * head_dim]
   const kernels::MatMulOut qkv[] = {{w.wq.mat(), a.q}, {w.wk.mat(), a.k}, {w.wv.mat(), a.v}};
   Project(model, qkv, a.xn_attn, m, pool);
@@ -356,7 +363,10 @@ void FeedForwardBlock(const Model& model, int layer, int m, const LayerActs& a, 
                       ThreadPool* pool) {
   const LlamaConfig& c = model.config;
   const LayerWeights& w = model.weights.layers[layer];
-  ForRows(m, pool, [&](int t) { Norm(model, &a.h[t * c.dim], w.ffn_norm, &a.xn_ffn[t * c.dim]); });
+  ForRows(m, pool, [&](int t) {
+    Norm(model, &a.h[t * c.dim], w.ffn_norm, &a.xn_ffn[t * c.dim],
+         a.ffn_scale ? &a.ffn_scale[t] : nullptr);
+  });
   const kernels::MatMulOut gate_up[] = {{w.w1.mat(), a.gate},  // [m, ffn_dim]
                                         {w.w3.mat(), a.up}};
   Project(model, gate_up, a.xn_ffn, m, pool);
@@ -393,11 +403,13 @@ void ForwardChunk(const Model& model, std::span<const Segment> segs, int m, floa
   }
   const float* x_final = rec.XFinal(c, s);
   float* xn_final = rec.XnFinal(c, s);
+  float* final_scale = rec.tape ? rec.tape->final_scale.data() + rec.row0 : nullptr;
   int n_out = 0;
   for (const Segment& g : segs) {
     if (g.cache) g.cache->Advance(g.n);
     for (int t = g.n - g.n_out; t < g.n; ++t, ++n_out)
-      Norm(model, &x_final[(g.row0 + t) * c.dim], model.weights.norm, &xn_final[n_out * c.dim]);
+      Norm(model, &x_final[(g.row0 + t) * c.dim], model.weights.norm, &xn_final[n_out * c.dim],
+           final_scale ? &final_scale[n_out] : nullptr);
   }
   if (n_out == 0) return;
   CHECK(!rec.tape || n_out == m);
@@ -534,8 +546,9 @@ Status ForwardRecord(const Model& model, std::span<const std::span<const int>> s
     size(l.x, c.dim), size(l.xn_attn, c.dim), size(l.q, q_dim), size(l.k, kv), size(l.v, kv);
     size(l.att, q_dim), size(l.h, c.dim), size(l.xn_ffn, c.dim);
     size(l.gate, c.ffn_dim), size(l.up, c.ffn_dim), size(l.act, c.ffn_dim);
+    size(l.attn_scale, 1), size(l.ffn_scale, 1);
   }
-  size(tape->x_final, c.dim), size(tape->xn_final, c.dim);
+  size(tape->x_final, c.dim), size(tape->xn_final, c.dim), size(tape->final_scale, 1);
   size(tape->cos, c.head_dim / 2), size(tape->sin, c.head_dim / 2);
   Run(model, jobs, /*logits=*/nullptr, pool, tape);
   return Status::Ok();

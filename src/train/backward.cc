@@ -56,16 +56,14 @@ void ParallelRows(int64_t rows, ThreadPool* pool, const std::function<void(int64
   });
 }
 
-// RMSNorm of each row of x [rows, n] with `weight`, backward: dx += the input's gradient (so the
-// residual stream's gradient collects it), dweight += sum over rows of dy * x * r. Columns of
-// dweight are summed over rows in row order (deterministic).
-void NormBackward(const float* x, const Weight& weight, const float* dy, int64_t rows, int64_t n,
-                  float eps, float* dx, float* dweight, ThreadPool* pool) {
-  std::vector<float> scale(rows);
+// RMSNorm of each row of x [rows, n] with `weight` (scale: the forward's row scales), backward:
+// dx += the input's gradient (so the residual stream's gradient collects it), dweight += sum over
+// rows of dy * x * r. Columns of dweight are summed over rows in row order (deterministic).
+void NormBackward(const float* x, const Weight& weight, const float* scale, const float* dy,
+                  int64_t rows, int64_t n, float* dx, float* dweight, ThreadPool* pool) {
   ParallelRows(
       rows, pool,
       [&](int64_t r) {
-        scale[r] = kernels::RMSNormScale(x + r * n, n, eps);
         kernels::RMSNormBackward(x + r * n, weight.f32(), dy + r * n, n, scale[r], dx + r * n);
       },
       kRowsPerItem);
@@ -91,7 +89,6 @@ void LayerBackward(const Model& model, int layer, std::span<const Segment> segs,
   const int64_t rows = s->tape.rows;
   const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
   const int half = c.head_dim / 2;
-  const float eps = static_cast<float>(c.norm_eps);
   float* dres = s->dres.data();
 
   // Feed-forward: x_out = h + w2(silu(w1 xn) * w3 xn), xn = RMSNorm(h) * ffn_norm.
@@ -109,8 +106,8 @@ void LayerBackward(const Model& model, int layer, std::span<const Segment> segs,
                           g->w1.f32(), pool);
   kernels::MatMulBackward(w.w3.mat(), t.xn_ffn.data(), s->dup.data(), rows, s->dxn.data(),
                           g->w3.f32(), pool, /*accumulate_dx=*/true);
-  NormBackward(t.h.data(), w.ffn_norm, s->dxn.data(), rows, c.dim, eps, dres, g->ffn_norm.f32(),
-               pool);
+  NormBackward(t.h.data(), w.ffn_norm, t.ffn_scale.data(), s->dxn.data(), rows, c.dim, dres,
+               g->ffn_norm.f32(), pool);
 
   // Attention: h = x + wo(Attention(rope(wq xn), rope(wk xn), wv xn)), xn = RMSNorm(x) * attn_norm.
   kernels::MatMulBackward(w.wo.mat(), t.att.data(), dres, rows, s->datt.data(), g->wo.f32(), pool);
@@ -139,8 +136,8 @@ void LayerBackward(const Model& model, int layer, std::span<const Segment> segs,
                           g->wk.f32(), pool, /*accumulate_dx=*/true);
   kernels::MatMulBackward(w.wv.mat(), t.xn_attn.data(), s->dv.data(), rows, s->dxn.data(),
                           g->wv.f32(), pool, /*accumulate_dx=*/true);
-  NormBackward(t.x.data(), w.attn_norm, s->dxn.data(), rows, c.dim, eps, dres, g->attn_norm.f32(),
-               pool);
+  NormBackward(t.x.data(), w.attn_norm, t.attn_scale.data(), s->dxn.data(), rows, c.dim, dres,
+               g->attn_norm.f32(), pool);
 }
 
 Status CheckBatch(const Model& model, const TokenBatch& b) {
@@ -284,8 +281,8 @@ Result<LossSum> ForwardBackward(const Model& model, const TokenBatch& b, float g
 
   // Final norm.
   std::fill_n(s.dres.data(), rows * c.dim, 0.0f);
-  NormBackward(s.tape.x_final.data(), model.weights.norm, s.dxn.data(), rows, c.dim,
-               static_cast<float>(c.norm_eps), s.dres.data(), grads->norm.f32(), pool);
+  NormBackward(s.tape.x_final.data(), model.weights.norm, s.tape.final_scale.data(), s.dxn.data(),
+               rows, c.dim, s.dres.data(), grads->norm.f32(), pool);
 
   for (int layer = c.n_layers - 1; layer >= 0; --layer)
     LayerBackward(model, layer, segs, &s, &grads->layers[layer], pool);
