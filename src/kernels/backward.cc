@@ -9,23 +9,27 @@
 #include "kernels/expsum_impl.h"
 #include "kernels/gemm.h"
 #include "kernels/ops.h"
+#include "kernels/rms_impl.h"
 
 namespace herd::kernels {
 
-void RMSNormBackward(const float* x, const float* weight, const float* dy, int64_t n, float r,
-                     float* dx) {
-  // sum_j dy_j w_j x_j in four interleaved partial sums (independent chains), added in order.
-  double part[4] = {};
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    for (int j = 0; j < 4; ++j)
-      part[j] += static_cast<double>(dy[i + j]) * weight[i + j] * x[i + j];
+void RMSNormBackwardRows(const float* x, const float* weight, const float* dy, const float* r,
+                         int64_t rows, int64_t n, float* dx, double* colsum, Isa isa) {
+  if (isa >= Isa::kAvx512)
+    return avx512::RMSNormBackwardRows(x, weight, dy, r, rows, n, dx, colsum);
+  for (int64_t row = 0; row < rows; ++row, x += n, dy += n, dx += n) {
+    const double rd = r[row];
+    double part[8] = {};  // element j into part[j mod 8]
+    for (int64_t j = 0; j < n; ++j)
+      part[j % 8] = std::fma(static_cast<double>(dy[j]) * weight[j], x[j], part[j % 8]);
+    const double dot = rms_impl::Combine8(part);
+    const double c = rd * rd * rd * dot / static_cast<double>(n);
+    for (int64_t j = 0; j < n; ++j) {
+      const double xj = x[j], dyj = dy[j];
+      dx[j] += static_cast<float>(std::fma(-c, xj, rd * dyj * weight[j]));
+      colsum[j] = std::fma(dyj * xj, rd, colsum[j]);
+    }
   }
-  for (; i < n; ++i) part[0] += static_cast<double>(dy[i]) * weight[i] * x[i];
-  const double dot = (part[0] + part[1]) + (part[2] + part[3]);
-  const double rd = r;
-  const double c = rd * rd * rd * dot / static_cast<double>(n);
-  for (i = 0; i < n; ++i) dx[i] += static_cast<float>(rd * dy[i] * weight[i] - c * x[i]);
 }
 
 void RopeInterleavedBackward(float* dx, int n_heads, int head_dim, const float* cos,

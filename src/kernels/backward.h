@@ -12,12 +12,20 @@
 
 namespace herd::kernels {
 
-// y = x * r * w with r the scale RMSNorm (kernels/ops.h) returned for the row:
+// RMSNorm backward for `rows` rows of x, dy [rows, n], y = x * r * w with r[row] the scale
+// RMSNorm (kernels/ops.h) returned for the row:
 //   dx += r * (dy * w) - x * r^3 / n * sum_j dy_j w_j x_j
-// (in double; added to dx, so that the residual stream's gradient collects it). The weight's
-// gradient, dw_i = sum over rows of dy_i * x_i * r, is left to the caller (it sums over rows).
-void RMSNormBackward(const float* x, const float* weight, const float* dy, int64_t n, float r,
-                     float* dx);
+// (in double; added to dx, so that the residual stream's gradient collects it), and the rows'
+// part of the weight's gradient, colsum[j] += sum over the rows in order of dy_j x_j r (double;
+// the caller sums the blocks of rows in order). One fixed sequence of operations (fused
+// multiply-adds; the dot over 8 interleaved partial sums and a fixed tree), so every ISA level
+// computes the same bits.
+void RMSNormBackwardRows(const float* x, const float* weight, const float* dy, const float* r,
+                         int64_t rows, int64_t n, float* dx, double* colsum, Isa isa = ActiveIsa());
+namespace avx512 {
+void RMSNormBackwardRows(const float* x, const float* weight, const float* dy, const float* r,
+                         int64_t rows, int64_t n, float* dx, double* colsum);
+}  // namespace avx512
 
 // The transpose of RopeInterleaved's rotation (rotation by -angle), in place on the gradient.
 void RopeInterleavedBackward(float* dx, int n_heads, int head_dim, const float* cos,

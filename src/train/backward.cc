@@ -58,26 +58,24 @@ void ParallelRows(int64_t rows, ThreadPool* pool, const std::function<void(int64
 
 // RMSNorm of each row of x [rows, n] with `weight` (scale: the forward's row scales), backward:
 // dx += the input's gradient (so the residual stream's gradient collects it), dweight += sum over
-// rows of dy * x * r. Columns of dweight are summed over rows in row order (deterministic).
+// rows of dy * x * r: each block of kRowsPerItem rows sums its rows in order (in double, while
+// they are in cache), then the blocks are added in order. Fixed blocks: the same bits at any
+// thread count.
 void NormBackward(const float* x, const Weight& weight, const float* scale, const float* dy,
                   int64_t rows, int64_t n, float* dx, float* dweight, ThreadPool* pool) {
-  ParallelRows(
-      rows, pool,
-      [&](int64_t r) {
-        kernels::RMSNormBackward(x + r * n, weight.f32(), dy + r * n, n, scale[r], dx + r * n);
-      },
-      kRowsPerItem);
-  constexpr int64_t kCols = 64;
-  ParallelRows((n + kCols - 1) / kCols, pool, [&](int64_t block) {
-    // Each column's sum runs over the rows in order; rows outermost so that memory is read
-    // along rows (the same sums as a column at a time, vectorised across columns).
-    const int64_t c0 = block * kCols, c1 = std::min(n, c0 + kCols);
-    double sum[kCols] = {};
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t c = c0; c < c1; ++c)
-        sum[c - c0] += static_cast<double>(dy[r * n + c]) * x[r * n + c] * scale[r];
-    for (int64_t c = c0; c < c1; ++c) dweight[c] += static_cast<float>(sum[c - c0]);
+  const int64_t blocks = (rows + kRowsPerItem - 1) / kRowsPerItem;
+  std::vector<double> partial(blocks * n, 0.0);
+  ParallelFor(pool, static_cast<size_t>(blocks), [&](size_t block, int) {
+    const int64_t r0 = static_cast<int64_t>(block) * kRowsPerItem;
+    kernels::RMSNormBackwardRows(x + r0 * n, weight.f32(), dy + r0 * n, scale + r0,
+                                 std::min(kRowsPerItem, rows - r0), n, dx + r0 * n,
+                                 &partial[block * n]);
   });
+  for (int64_t c = 0; c < n; ++c) {
+    double sum = 0;
+    for (int64_t b = 0; b < blocks; ++b) sum += partial[b * n + c];
+    dweight[c] += static_cast<float>(sum);
+  }
 }
 
 // dres holds the gradient of the layer's output; on return, of its input x.
