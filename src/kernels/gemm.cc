@@ -183,7 +183,7 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
         (n + (want_tiles + m_panels - 1) / m_panels - 1) / ((want_tiles + m_panels - 1) / m_panels);
     nc = std::clamp<int64_t>((per_tile + nr - 1) / nr * nr, nr, nc);
   }
-  const int64_t n_tiles = (n + nc - 1) / nc;
+  int64_t n_tiles = (n + nc - 1) / nc;
   const int64_t max_mc = int64_t{mr} * 40;
   int64_t m_tiles = std::min((m + mr - 1) / mr, std::max((m + max_mc - 1) / max_mc,
                                                          (2 * threads + n_tiles - 1) / n_tiles));
@@ -191,12 +191,36 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
   if (m_tiles * n_tiles < 8 * threads) {
     while (m_tiles < m_panels && (m_tiles * n_tiles) % threads != 0) ++m_tiles;
   }
-  const int64_t mc = ((m + m_tiles - 1) / m_tiles + mr - 1) / mr * mr;
 
   // A row-major A is read in place by the micro-kernel (its rows are streams along k); packing
   // it would transpose it element by element (GemmReadsRowsInPlace).
   const bool a_in_place = a.col_stride == 1 && GemmReadsRowsInPlace(a.row_stride);
   const int64_t lda = a_in_place ? a.row_stride : 0;
+
+  // Each tile packs its own A block (unless A is read in place) and B block, so a split of m
+  // packs all of B once per row of tiles and a split of n all of A once per column. A weight
+  // gradient (dy^T x: A's columns contiguous, m and n the weight's shape, depth the tokens) with
+  // few tiles may pack less, and share the work more evenly, split along n: the plan with the
+  // smaller estimate of the busiest thread's cycles (FMAs at 2 x 16 lanes per cycle, ~1 cycle per
+  // packed float).
+  if (a.row_stride == 1 && a.col_stride != 1 && threads > 1 && m_tiles * n_tiles <= 2 * threads) {
+    auto busiest = [&](int64_t mt, int64_t nt) {
+      const int64_t rows = ((m + mt - 1) / mt + mr - 1) / mr * mr;
+      const int64_t cols = ((n + nt - 1) / nt + nr - 1) / nr * nr;
+      const int64_t per_thread = (mt * nt + threads - 1) / threads;
+      return per_thread * (rows * cols * depth / 32 + (rows + cols) * depth);
+    };
+    const int64_t n_panels = (n + nr - 1) / nr;
+    const int64_t mt = (m + max_mc - 1) / max_mc;
+    int64_t nt = (threads + mt - 1) / mt;
+    while (nt < n_panels && (mt * nt) % threads != 0) ++nt;
+    if (nt <= n_panels && (n + nt - 1) / nt <= int64_t{nr} * 16 &&
+        busiest(mt, nt) < busiest(m_tiles, n_tiles)) {
+      m_tiles = mt, n_tiles = nt;
+      nc = ((n + nt - 1) / nt + nr - 1) / nr * nr;
+    }
+  }
+  const int64_t mc = ((m + m_tiles - 1) / m_tiles + mr - 1) / mr * mr;
 
   auto run_tile = [&](size_t tile, int) {
     const int64_t i0 = static_cast<int64_t>(tile) / n_tiles * mc;
