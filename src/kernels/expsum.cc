@@ -16,12 +16,6 @@ double ExpShiftSum(const float* x, int64_t n, float shift, float* out, Isa isa) 
   return expsum_impl::Combine(sums);
 }
 
-void ExpScaled(const float* x, int64_t n, float scale, float* out, Isa isa) {
-  if (isa >= Isa::kAvx512) return avx512::ExpScaled(x, n, scale, out);
-  if (isa >= Isa::kAvx2) return avx2::ExpScaled(x, n, scale, out);
-  for (int64_t i = 0; i < n; ++i) out[i] = expsum_impl::Exp(scale * x[i]);
-}
-
 float MaxOf(const float* x, int64_t n, Isa isa) {
   if (isa >= Isa::kAvx512) return avx512::MaxOf(x, n);
   // 8 running maxima (vectorisable), then their maximum: the same value as one running maximum.

@@ -20,10 +20,6 @@ float ExpRef(float y);
 // values as described above.
 double ExpShiftSum(const float* x, int64_t n, float shift, float* out, Isa isa = ActiveIsa());
 
-// out[i] = ExpRef(scale * x[i]) for i < n (out may be x): the exponentials of SiLU's logistic
-// function (scale -1) at SIMD speed.
-void ExpScaled(const float* x, int64_t n, float scale, float* out, Isa isa = ActiveIsa());
-
 // The largest element (NaNs skipped; -inf for n = 0 or all NaN): exact, so the same value at
 // every ISA level.
 float MaxOf(const float* x, int64_t n, Isa isa = ActiveIsa());
@@ -32,14 +28,12 @@ float MaxOf(const float* x, int64_t n, Isa isa = ActiveIsa());
 // because they are built on this exp: the levels compute their scalar definitions' bits.
 namespace avx2 {
 double ExpShiftSum(const float* x, int64_t n, float shift, float* out);
-void ExpScaled(const float* x, int64_t n, float scale, float* out);
 void SwiGLU(const float* gate, const float* up, int64_t n, float* out);
 void SwiGLUBackward(const float* gate, const float* up, const float* dy, int64_t n, float* dgate,
                     float* dup);
 }  // namespace avx2
 namespace avx512 {
 double ExpShiftSum(const float* x, int64_t n, float shift, float* out);
-void ExpScaled(const float* x, int64_t n, float scale, float* out);
 float MaxOf(const float* x, int64_t n);
 void SwiGLU(const float* gate, const float* up, int64_t n, float* out);
 void SwiGLUBackward(const float* gate, const float* up, const float* dy, int64_t n, float* dgate,

@@ -71,20 +71,6 @@ double ExpShiftSum(const float* x, int64_t n, float shift, float* out) {
   return Combine(sums);
 }
 
-void ExpScaled(const float* x, int64_t n, float scale, float* out) {
-  const __m256 s = _mm256_set1_ps(scale);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(out + i, Exp8(_mm256_mul_ps(s, _mm256_loadu_ps(x + i))));
-  if (i < n) {  // the last n % 8 from a zero-padded copy
-    const int count = static_cast<int>(n - i);
-    float in[8] = {}, e[8];
-    std::copy_n(x + i, count, in);
-    _mm256_storeu_ps(e, Exp8(_mm256_mul_ps(s, _mm256_loadu_ps(in))));
-    std::copy_n(e, count, out + i);
-  }
-}
-
 void SwiGLU(const float* gate, const float* up, int64_t n, float* out) {
   const __m256 one = _mm256_set1_ps(1.0f), minus = _mm256_set1_ps(-1.0f);
   int64_t i = 0;

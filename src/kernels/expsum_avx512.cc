@@ -55,16 +55,6 @@ double ExpShiftSum(const float* x, int64_t n, float shift, float* out) {
   return Combine(sums);
 }
 
-void ExpScaled(const float* x, int64_t n, float scale, float* out) {
-  const __m512 s = _mm512_set1_ps(scale);
-  for (int64_t i = 0; i < n; i += 16) {
-    const __mmask16 mask =
-        n - i >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(out + i, mask,
-                          Exp16(_mm512_mul_ps(s, _mm512_maskz_loadu_ps(mask, x + i))));
-  }
-}
-
 void SwiGLU(const float* gate, const float* up, int64_t n, float* out) {
   const __m512 one = _mm512_set1_ps(1.0f), minus = _mm512_set1_ps(-1.0f);
   for (int64_t i = 0; i < n; i += 16) {
