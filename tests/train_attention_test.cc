@@ -43,8 +43,11 @@ std::vector<double> Probs(const Case& c, const std::vector<float>& q, const std:
 }
 
 TEST(TrainAttention, ForwardMatchesFloat64AndLevelsAgree) {
-  const Case cases[] = {{1, 8, 1, 1, 0},   {5, 16, 2, 1, 0},   {13, 32, 4, 2, 3},
-                        {40, 48, 3, 1, 0}, {130, 32, 4, 2, 0}, {150, 16, 2, 2, 70}};
+  // {20, 128, 8, 2, 0}: rows of q 1024 floats apart (4 KiB), which the micro-kernels get packed;
+  // {1024, 8, 1, 1, 0}: a block of 1024 keys, whose probability rows are padded off 4 KiB.
+  const Case cases[] = {{1, 8, 1, 1, 0},    {5, 16, 2, 1, 0},   {13, 32, 4, 2, 3},
+                        {40, 48, 3, 1, 0},  {130, 32, 4, 2, 0}, {150, 16, 2, 2, 70},
+                        {20, 128, 8, 2, 0}, {1024, 8, 1, 1, 0}};
   for (const Case& c : cases) {
     const int keys = c.start + c.n;
     const auto q = RandomVec(size_t(c.n) * c.heads * c.d, 1 + c.n);
@@ -77,8 +80,9 @@ TEST(TrainAttention, ForwardMatchesFloat64AndLevelsAgree) {
 }
 
 TEST(TrainAttention, BackwardMatchesFloat64AndLevelsAgree) {
-  const Case cases[] = {{1, 8, 1, 1, 0},   {5, 16, 2, 1, 0},   {13, 32, 4, 2, 0},
-                        {40, 48, 3, 1, 0}, {130, 32, 4, 2, 0}, {270, 16, 2, 2, 0}};
+  const Case cases[] = {{1, 8, 1, 1, 0},    {5, 16, 2, 1, 0},   {13, 32, 4, 2, 0},
+                        {40, 48, 3, 1, 0},  {130, 32, 4, 2, 0}, {270, 16, 2, 2, 0},
+                        {20, 128, 8, 2, 0}, {1024, 8, 1, 1, 0}};
   for (const Case& c : cases) {
     const size_t q_size = size_t(c.n) * c.heads * c.d, kv_size = size_t(c.n) * c.kv_heads * c.d;
     const auto q = RandomVec(q_size, 11 + c.n), k = RandomVec(kv_size, 12 + c.n);
