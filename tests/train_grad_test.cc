@@ -163,11 +163,9 @@ double WorstRelativeL2(const LlamaGrads& a, const LlamaGrads& ref) {
   return worst;
 }
 
-// 3 sequences of 100 tokens: 300 rows, more than one block of the loss (256 rows); long enough
-// for this model that the backward recomputes the attention probabilities (the packed-document
-// tests below use the kept ones). The gradient is bit-identical with 1 and 3 threads, the loss
-// equals ForwardLoss's bit for bit, and it matches the sum of the three sequences run alone (up to
-// float32 summation order).
+// 3 sequences of 100 tokens: 300 rows, more than one forward chunk (256 rows). The gradient is
+// bit-identical with 1 and 3 threads, the loss equals ForwardLoss's bit for bit, and it matches the
+// sum of the three sequences run alone (up to float32 summation order).
 TEST(TrainGrad, DeterministicAcrossThreadsAndChunks) {
   const LlamaConfig c = SmallConfig();
   const Model model = MakeModel(c, 5);

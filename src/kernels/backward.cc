@@ -175,9 +175,8 @@ void CausalTransposedProduct(const GemmMicroKernel& kr, const float* src, int64_
 
 void CausalAttention(const float* q, const float* k, const float* v, int64_t kv_stride,
                      int64_t n_tokens, int64_t start_pos, const AttentionShape& s, int kv_head,
-                     float* out, float* probs, Isa isa) {
+                     float* out, Isa isa) {
   CHECK(s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0);
-  CHECK(probs == nullptr || start_pos == 0);
   const int d = s.head_dim, group = s.n_heads / s.n_kv_heads;
   const int64_t q_stride = int64_t{s.n_heads} * d, kv_off = int64_t{kv_head} * d;
   const int64_t n_keys_all = start_pos + n_tokens;
@@ -193,30 +192,20 @@ void CausalAttention(const float* q, const float* k, const float* v, int64_t kv_
       const int64_t rows = std::min(kQueryBlock, n_tokens - t0), n_keys = start_pos + t0 + rows;
       const int64_t ldp = InPlaceStride(n_keys);
       Grow(p_buf, rows * ldp);
-      float* p = probs ? probs : p_buf.data();
-      if (probs) probs += rows * ldp;
       CausalProbabilities(kr, q + t0 * q_stride + q_off, q_stride, d, keys_t, rows, n_keys,
-                          start_pos + t0, scale, p, ldp, isa, &a_buf);
+                          start_pos + t0, scale, p_buf.data(), ldp, isa, &a_buf);
       // out = P v over each row tile's visible keys.
       CausalProduct(
-          kr, rows, d, n_keys, p, ldp, values, out + t0 * q_stride + q_off, q_stride, false,
-          [&](int64_t) { return int64_t{d}; }, [&](int64_t end) { return start_pos + t0 + end; },
-          &a_buf);
+          kr, rows, d, n_keys, p_buf.data(), ldp, values, out + t0 * q_stride + q_off, q_stride,
+          false, [&](int64_t) { return int64_t{d}; },
+          [&](int64_t end) { return start_pos + t0 + end; }, &a_buf);
     }
   }
 }
 
-int64_t AttentionProbsSize(int64_t n_tokens, const AttentionShape& s) {
-  int64_t size = 0;
-  for (int64_t t0 = 0; t0 < n_tokens; t0 += kQueryBlock)
-    size += std::min(kQueryBlock, n_tokens - t0) *
-            InPlaceStride(t0 + std::min(kQueryBlock, n_tokens - t0));
-  return size * (s.n_heads / s.n_kv_heads);
-}
-
 void AttentionBackward(const float* q, const float* k, const float* v, const float* out,
                        const float* dout, int64_t n_tokens, const AttentionShape& s, int kv_head,
-                       float* dq, float* dk, float* dv, const float* probs, Isa isa) {
+                       float* dq, float* dk, float* dv, Isa isa) {
   CHECK(s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0);
   const int d = s.head_dim, group = s.n_heads / s.n_kv_heads;
   const int64_t q_stride = int64_t{s.n_heads} * d, kv_stride = int64_t{s.n_kv_heads} * d;
@@ -230,7 +219,7 @@ void AttentionBackward(const float* q, const float* k, const float* v, const flo
   // k^T and v^T [d, keys] for q k^T and dout v^T; k [keys, d] for dS k.
   thread_local Panels keys_t, values_t, keys, block_q, block_dout;
   thread_local std::vector<float> p_buf, ds_buf, a_buf;
-  if (!probs) PackPanels(kr, StridedMat{k + kv_off, 1, kv_stride}, d, n_tokens, &keys_t);
+  PackPanels(kr, StridedMat{k + kv_off, 1, kv_stride}, d, n_tokens, &keys_t);
   PackPanels(kr, StridedMat{v + kv_off, 1, kv_stride}, d, n_tokens, &values_t);
   PackPanels(kr, StridedMat{k + kv_off, kv_stride, 1}, n_tokens, d, &keys);
   // Blocks of queries: block [t0, t1) needs keys [0, t1). P and dS live in [rows, keys] buffers;
@@ -241,17 +230,12 @@ void AttentionBackward(const float* q, const float* k, const float* v, const flo
       const int64_t rows = std::min(kQueryBlock, n_tokens - t0), n_keys = t0 + rows;
       const int64_t ldp = InPlaceStride(n_keys);
       Grow(p_buf, rows * ldp), Grow(ds_buf, rows * ldp);
+      float* p = p_buf.data();
       float* ds = ds_buf.data();
       const float* queries = q + t0 * q_stride + q_off;
       const float* grads = dout + t0 * q_stride + q_off;
-      const float* p = probs;
-      if (probs) {
-        probs += rows * ldp;
-      } else {
-        CausalProbabilities(kr, queries, q_stride, d, keys_t, rows, n_keys, t0, scale, p_buf.data(),
-                            ldp, isa, &a_buf);
-        p = p_buf.data();
-      }
+      CausalProbabilities(kr, queries, q_stride, d, keys_t, rows, n_keys, t0, scale, p, ldp, isa,
+                          &a_buf);
       // dP = dout v^T over the visible keys, then dS = P (dP - D) scale in place.
       CausalProduct(
           kr, rows, n_keys, d, grads, q_stride, values_t, ds, ldp, false,

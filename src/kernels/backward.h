@@ -44,14 +44,9 @@ void SwiGLUBackward(const float* gate, const float* up, const float* dy, int64_t
 // matrix products on the GEMM's micro-kernels (kernels/gemm.h), skipping the tiles the causal mask
 // zeroes (the same bits at every ISA level). Training's forward uses it instead of the streaming
 // inference kernel (kernels/attention.h), which handles one query at a time.
-// With probs (start_pos 0 only), the probabilities are also kept there, AttentionProbsSize floats,
-// for AttentionBackward to use instead of recomputing them.
 void CausalAttention(const float* q, const float* k, const float* v, int64_t kv_stride,
                      int64_t n_tokens, int64_t start_pos, const AttentionShape& s, int kv_head,
-                     float* out, float* probs = nullptr, Isa isa = ActiveIsa());
-
-// The floats CausalAttention keeps in probs for one kv head of a sequence of n_tokens.
-int64_t AttentionProbsSize(int64_t n_tokens, const AttentionShape& s);
+                     float* out, Isa isa = ActiveIsa());
 
 // Causal GQA attention of one sequence from position 0 (what Attention computes with
 // start_pos 0), backward for kv head `kv_head` and its query heads: writes those heads' columns of
@@ -63,11 +58,9 @@ int64_t AttentionProbsSize(int64_t n_tokens, const AttentionShape& s);
 //   dP_tj = dout_t . v_j,  dS_tj = P_tj (dP_tj - D_t),  dv_j = sum_t P_tj dout_t,
 //   dq_t = scale * sum_j dS_tj k_j,  dk_j = scale * sum_t dS_tj q_t.
 // Separate kv heads write disjoint columns, so callers run them in parallel.
-// probs: what CausalAttention kept for the same inputs (the same bits), or null to recompute them.
 void AttentionBackward(const float* q, const float* k, const float* v, const float* out,
                        const float* dout, int64_t n_tokens, const AttentionShape& s, int kv_head,
-                       float* dq, float* dk, float* dv, const float* probs = nullptr,
-                       Isa isa = ActiveIsa());
+                       float* dq, float* dk, float* dv, Isa isa = ActiveIsa());
 
 // MatMul backward for float32 weights w [n, k] applied to x [m, k] (y = x w^T, dy [m, n]):
 //   dx = dy w      ([m, k]; written, or added to with accumulate_dx; skipped when dx is null)

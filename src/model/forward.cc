@@ -268,22 +268,17 @@ void ForRows(int m, ThreadPool* pool, const Fn& fn) {
 // Training: kernels::CausalAttention per (segment, kv head), blocks of queries as matrix products
 // over the segment's own keys and values (k, v: the tape's rows; every segment starts at position
 // 0, no cache); the backward recomputes exactly its probabilities.
-// With kept probabilities (ForwardTape::probs_offset not empty), (segment i, kv head h) keeps its
-// probabilities at probs + probs_offset[i * n_kv_heads + h] for the backward.
 void TrainingAttention(const LlamaConfig& c, std::span<const Segment> segs, const float* q,
-                       const float* k, const float* v, float* att, float* probs,
-                       std::span<const int64_t> probs_offset, ThreadPool* pool) {
+                       const float* k, const float* v, float* att, ThreadPool* pool) {
   const kernels::AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
   const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
   const int64_t n_items = static_cast<int64_t>(segs.size()) * c.n_kv_heads;
-  CHECK(!probs || static_cast<int64_t>(probs_offset.size()) == n_items + 1);
   auto run = [&](size_t item, int) {
     const Segment& g = segs[item / c.n_kv_heads];
     CHECK(g.cache == nullptr && g.pos0 == 0);
     const int64_t row = int64_t{g.row0} * q_dim, kv_row = int64_t{g.row0} * kv;
     kernels::CausalAttention(q + row, k + kv_row, v + kv_row, kv, g.n, 0, shape,
-                             static_cast<int>(item % c.n_kv_heads), att + row,
-                             probs ? probs + probs_offset[item] : nullptr);
+                             static_cast<int>(item % c.n_kv_heads), att + row);
   };
   ParallelFor(pool, static_cast<size_t>(n_items), run);
 }
@@ -346,11 +341,7 @@ void AttentionBlock(const Model& model, int layer, std::span<const Segment> segs
     rope(&a.k[t * kv], c.n_kv_heads, c.head_dim, cos, sin);
   });
   if (rec.tape) {
-    ForwardTape& t = *rec.tape;
-    const bool keep = !t.probs_offset.empty();
-    CHECK(rec.row0 == 0);  // one chunk: segs are the tape's sequences, in order
-    TrainingAttention(c, segs, a.q, a.k, a.v, a.att, keep ? t.layers[layer].probs.data() : nullptr,
-                      t.probs_offset, pool);
+    TrainingAttention(c, segs, a.q, a.k, a.v, a.att, pool);
   } else if (model.numerics == Numerics::kGgml) {
     StoreKeysValues(c, layer, segs, a);
     const kernels::AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
@@ -559,19 +550,6 @@ Status ForwardRecord(const Model& model, std::span<const std::span<const int>> s
   }
   size(tape->x_final, c.dim), size(tape->xn_final, c.dim), size(tape->final_scale, 1);
   size(tape->cos, c.head_dim / 2), size(tape->sin, c.head_dim / 2);
-  // Attention probabilities for the backward, when they take at most about half the tape's other
-  // activations of a layer (short sequences); else the backward recomputes them.
-  const kernels::AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
-  tape->probs_offset.assign(1, 0);
-  for (const auto& seq : seqs) {
-    const int64_t per_head = kernels::AttentionProbsSize(static_cast<int64_t>(seq.size()), shape);
-    for (int h = 0; h < c.n_kv_heads; ++h)
-      tape->probs_offset.push_back(tape->probs_offset.back() + per_head);
-  }
-  const bool keep = tape->probs_offset.back() <= rows * (2 * int64_t{c.dim} + c.ffn_dim);
-  for (LayerTape& l : tape->layers)
-    keep ? l.probs.resize(tape->probs_offset.back()) : l.probs.clear();
-  if (!keep) tape->probs_offset.clear();
   Run(model, jobs, /*logits=*/nullptr, pool, tape);
   return Status::Ok();
 }

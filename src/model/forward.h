@@ -105,7 +105,6 @@ struct LayerTape {
   std::vector<float> ffn_scale;   // [rows]         the scale RMSNorm multiplied h's row by
   std::vector<float> gate, up;    // [rows, ffn_dim]  w1 xn_ffn, w3 xn_ffn (before SwiGLU)
   std::vector<float> act;         // [rows, ffn_dim]  silu(gate) * up (input to w2)
-  std::vector<float> probs;       // attention probabilities (ForwardTape::probs_offset), or empty
 };
 struct ForwardTape {
   int64_t rows = 0;
@@ -114,10 +113,6 @@ struct ForwardTape {
   std::vector<float> xn_final;     // [rows, dim] RMSNorm(x_final) * norm (input to output)
   std::vector<float> final_scale;  // [rows]   the scale RMSNorm multiplied x_final's row by
   std::vector<float> cos, sin;     // [rows, head_dim / 2] each row's RoPE table
-  // Where each (sequence i, kv head h) keeps its attention probabilities in a layer's probs:
-  // [i * n_kv_heads + h] (kernels::AttentionProbsSize floats each; one more entry: the total).
-  // Empty when the forward did not keep them (long sequences): the backward recomputes them.
-  std::vector<int64_t> probs_offset;
 };
 
 // A training forward: runs each sequence from position 0 (attention over its own float32 keys

@@ -115,11 +115,9 @@ void LayerBackward(const Model& model, int layer, std::span<const Segment> segs,
     const Segment& seg = segs[item / c.n_kv_heads];
     const int64_t row0 = seg.row0;
     const int kv_head = static_cast<int>(item % c.n_kv_heads);
-    const std::vector<int64_t>& offset = s->tape.probs_offset;
-    const float* probs = offset.empty() ? nullptr : &t.probs[offset[item]];
     kernels::AttentionBackward(&t.q[row0 * q_dim], &t.k[row0 * kv], &t.v[row0 * kv],
                                &t.att[row0 * q_dim], &s->datt[row0 * q_dim], seg.n, shape, kv_head,
-                               &s->dq[row0 * q_dim], &s->dk[row0 * kv], &s->dv[row0 * kv], probs);
+                               &s->dq[row0 * q_dim], &s->dk[row0 * kv], &s->dv[row0 * kv]);
   });
   ParallelRows(
       rows, pool,
