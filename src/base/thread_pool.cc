@@ -1,5 +1,6 @@
 #include "base/thread_pool.h"
 
+#include <algorithm>
 #include <chrono>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -114,6 +115,15 @@ void ParallelFor(ThreadPool* pool, size_t n, const std::function<void(size_t, in
     return;
   }
   for (size_t i = 0; i < n; ++i) fn(i, 0);
+}
+
+void ParallelForBlocks(ThreadPool* pool, int64_t n, int64_t per_item,
+                       const std::function<void(int64_t)>& fn) {
+  const int64_t items = (n + per_item - 1) / per_item;
+  ParallelFor(pool, static_cast<size_t>(items), [&](size_t item, int) {
+    const int64_t i0 = static_cast<int64_t>(item) * per_item;
+    for (int64_t i = i0; i < std::min(n, i0 + per_item); ++i) fn(i);
+  });
 }
 
 }  // namespace herd

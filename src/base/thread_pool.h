@@ -53,4 +53,9 @@ class ThreadPool {
 void ParallelFor(ThreadPool* pool, size_t n,
                  const std::function<void(size_t index, int thread)>& fn);
 
+// fn(i) for i < n over the pool (or inline without one), per_item consecutive indices per work
+// item: for per-index work (a row of a few hundred floats) that costs less than handing it out.
+void ParallelForBlocks(ThreadPool* pool, int64_t n, int64_t per_item,
+                       const std::function<void(int64_t index)>& fn);
+
 }  // namespace herd

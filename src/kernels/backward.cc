@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "base/check.h"
+#include "base/grow.h"
 #include "kernels/expsum.h"
 #include "kernels/expsum_impl.h"
 #include "kernels/gemm.h"
@@ -61,10 +62,6 @@ namespace {
 
 // Queries are taken in blocks of this many rows (bounds the [rows, keys] buffers).
 constexpr int64_t kQueryBlock = 128;
-
-void Grow(std::vector<float>& v, int64_t n) {
-  if (v.size() < static_cast<size_t>(n)) v.resize(n);
-}
 
 // A row stride >= n for [rows, n] buffers whose rows the micro-kernels read in place.
 int64_t InPlaceStride(int64_t n) { return GemmReadsRowsInPlace(n) ? n : n + 16; }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "base/check.h"
+#include "base/grow.h"
 
 namespace herd::kernels {
 
@@ -227,11 +228,7 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
     const int64_t j0 = static_cast<int64_t>(tile) % n_tiles * nc;
     const int64_t i1 = std::min(m, i0 + mc), j1 = std::min(n, j0 + nc);
     thread_local std::vector<float> a_pack, b_pack;
-    // Grown only: resizing down and up again would zero the regrown part on every call.
-    auto grow = [](std::vector<float>& v, int64_t size) {
-      if (v.size() < static_cast<size_t>(size)) v.resize(size);
-    };
-    grow(a_pack, mc * kKc), grow(b_pack, nc * kKc);
+    Grow(a_pack, mc * kKc), Grow(b_pack, nc * kKc);
     for (int64_t k0 = 0; k0 < depth; k0 += kKc) {
       const int64_t kc = std::min(kKc, depth - k0);
       const bool load = accumulate || k0 > 0;

@@ -6,6 +6,7 @@
 
 #include "base/check.h"
 #include "base/cpu.h"
+#include "base/grow.h"
 #include "kernels/attention.h"
 #include "kernels/backward.h"
 #include "kernels/ggml_numerics.h"
@@ -132,13 +133,10 @@ struct Scratch {
 
   void Reserve(const LlamaConfig& c, int m) {
     const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
-    auto grow = [](std::vector<float>& v, int64_t n) {
-      if (v.size() < static_cast<size_t>(n)) v.resize(n);
-    };
-    grow(x, m * c.dim), grow(xn, m * c.dim), grow(tmp, m * c.dim);
-    grow(q, m * q_dim), grow(att, m * q_dim), grow(k, m * kv), grow(v, m * kv);
-    grow(gate, int64_t{m} * c.ffn_dim), grow(up, int64_t{m} * c.ffn_dim);
-    grow(cos, int64_t{m} * (c.head_dim / 2)), grow(sin, int64_t{m} * (c.head_dim / 2));
+    Grow(x, m * c.dim), Grow(xn, m * c.dim), Grow(tmp, m * c.dim);
+    Grow(q, m * q_dim), Grow(att, m * q_dim), Grow(k, m * kv), Grow(v, m * kv);
+    Grow(gate, int64_t{m} * c.ffn_dim), Grow(up, int64_t{m} * c.ffn_dim);
+    Grow(cos, int64_t{m} * (c.head_dim / 2)), Grow(sin, int64_t{m} * (c.head_dim / 2));
   }
 };
 
@@ -259,10 +257,7 @@ void ForRows(int m, ThreadPool* pool, const Fn& fn) {
     for (int t = 0; t < m; ++t) fn(t);
     return;
   }
-  pool->ParallelFor((m + kRowsPerItem - 1) / kRowsPerItem, [&](size_t item, int) {
-    const int t0 = static_cast<int>(item) * kRowsPerItem;
-    for (int t = t0; t < std::min(m, t0 + kRowsPerItem); ++t) fn(t);
-  });
+  ParallelForBlocks(pool, m, kRowsPerItem, [&](int64_t t) { fn(static_cast<int>(t)); });
 }
 
 // Training: kernels::CausalAttention per (segment, kv head), blocks of queries as matrix products

@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <functional>
 #include <vector>
 
 #include "base/check.h"
+#include "base/grow.h"
 #include "kernels/backward.h"
 #include "kernels/expsum.h"
 #include "kernels/ops.h"
@@ -39,22 +39,8 @@ struct Segment {
   int n = 0;
 };
 
-void Grow(std::vector<float>& v, int64_t n) {
-  if (v.size() < static_cast<size_t>(n)) v.resize(n);
-}
-
+// Rows per work item of the per-row loops (a row costs less to compute than to hand out alone).
 constexpr int64_t kRowsPerItem = 16;
-
-// fn(r) for r < rows over the pool, per_item consecutive rows per work item (a row of a few
-// hundred floats costs less to compute than to hand out alone).
-void ParallelRows(int64_t rows, ThreadPool* pool, const std::function<void(int64_t)>& fn,
-                  int64_t per_item = 1) {
-  const int64_t items = (rows + per_item - 1) / per_item;
-  ParallelFor(pool, static_cast<size_t>(items), [&](size_t item, int) {
-    const int64_t r0 = static_cast<int64_t>(item) * per_item;
-    for (int64_t r = r0; r < std::min(rows, r0 + per_item); ++r) fn(r);
-  });
-}
 
 // RMSNorm of each row of x [rows, n] with `weight` (scale: the forward's row scales), backward:
 // dx += the input's gradient (so the residual stream's gradient collects it), dweight += sum over
@@ -91,14 +77,11 @@ void LayerBackward(const Model& model, int layer, std::span<const Segment> segs,
 
   // Feed-forward: x_out = h + w2(silu(w1 xn) * w3 xn), xn = RMSNorm(h) * ffn_norm.
   kernels::MatMulBackward(w.w2.mat(), t.act.data(), dres, rows, s->dact.data(), g->w2.f32(), pool);
-  ParallelRows(
-      rows, pool,
-      [&](int64_t r) {
-        const int64_t at = r * c.ffn_dim;
-        kernels::SwiGLUBackward(&t.gate[at], &t.up[at], &s->dact[at], c.ffn_dim, &s->dgate[at],
-                                &s->dup[at]);
-      },
-      kRowsPerItem);
+  ParallelForBlocks(pool, rows, kRowsPerItem, [&](int64_t r) {
+    const int64_t at = r * c.ffn_dim;
+    kernels::SwiGLUBackward(&t.gate[at], &t.up[at], &s->dact[at], c.ffn_dim, &s->dgate[at],
+                            &s->dup[at]);
+  });
   // dxn = dgate w1 + dup w3: the second product accumulates onto the first.
   kernels::MatMulBackward(w.w1.mat(), t.xn_ffn.data(), s->dgate.data(), rows, s->dxn.data(),
                           g->w1.f32(), pool);
@@ -111,7 +94,7 @@ void LayerBackward(const Model& model, int layer, std::span<const Segment> segs,
   kernels::MatMulBackward(w.wo.mat(), t.att.data(), dres, rows, s->datt.data(), g->wo.f32(), pool);
   const kernels::AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
   // Per segment: its keys and values are its own, so no gradient flows between segments.
-  ParallelRows(static_cast<int64_t>(segs.size()) * c.n_kv_heads, pool, [&](int64_t item) {
+  ParallelForBlocks(pool, static_cast<int64_t>(segs.size()) * c.n_kv_heads, 1, [&](int64_t item) {
     const Segment& seg = segs[item / c.n_kv_heads];
     const int64_t row0 = seg.row0;
     const int kv_head = static_cast<int>(item % c.n_kv_heads);
@@ -119,15 +102,12 @@ void LayerBackward(const Model& model, int layer, std::span<const Segment> segs,
                                &t.att[row0 * q_dim], &s->datt[row0 * q_dim], seg.n, shape, kv_head,
                                &s->dq[row0 * q_dim], &s->dk[row0 * kv], &s->dv[row0 * kv]);
   });
-  ParallelRows(
-      rows, pool,
-      [&](int64_t r) {
-        const float* cos = &s->tape.cos[r * half];
-        const float* sin = &s->tape.sin[r * half];
-        kernels::RopeInterleavedBackward(&s->dq[r * q_dim], c.n_heads, c.head_dim, cos, sin);
-        kernels::RopeInterleavedBackward(&s->dk[r * kv], c.n_kv_heads, c.head_dim, cos, sin);
-      },
-      kRowsPerItem);
+  ParallelForBlocks(pool, rows, kRowsPerItem, [&](int64_t r) {
+    const float* cos = &s->tape.cos[r * half];
+    const float* sin = &s->tape.sin[r * half];
+    kernels::RopeInterleavedBackward(&s->dq[r * q_dim], c.n_heads, c.head_dim, cos, sin);
+    kernels::RopeInterleavedBackward(&s->dk[r * kv], c.n_kv_heads, c.head_dim, cos, sin);
+  });
   kernels::MatMulBackward(w.wq.mat(), t.xn_attn.data(), s->dq.data(), rows, s->dxn.data(),
                           g->wq.f32(), pool);
   kernels::MatMulBackward(w.wk.mat(), t.xn_attn.data(), s->dk.data(), rows, s->dxn.data(),
@@ -217,7 +197,7 @@ Result<LossSum> ForwardAndLoss(const Model& model, const TokenBatch& b,
     const int64_t n = std::min(kLossRows, rows - r0);
     const float* xn = &s->tape.xn_final[r0 * dim];
     OutputLogits(model, xn, static_cast<int>(n), s->logits.data(), pool);
-    ParallelRows(n, pool, [&](int64_t r) {
+    ParallelForBlocks(pool, n, 1, [&](int64_t r) {
       float* row = &s->logits[r * vocab];
       s->row_loss[r0 + r] =
           CrossEntropy(row, vocab, b.targets[r0 + r], scale, d_out ? row : nullptr);
@@ -272,7 +252,7 @@ Result<LossSum> ForwardBackward(const Model& model, const TokenBatch& b, float g
   if (!loss.ok()) return loss.status();
   const int64_t rows = s.tape.rows;
   const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
-  Grow(s.dres, rows * c.dim), Grow(s.dxn, rows * c.dim);
+  Grow(s.dres, rows * c.dim);  // s.dxn: sized by ForwardAndLoss
   Grow(s.dact, rows * c.ffn_dim), Grow(s.dgate, rows * c.ffn_dim), Grow(s.dup, rows * c.ffn_dim);
   Grow(s.datt, rows * q_dim), Grow(s.dq, rows * q_dim), Grow(s.dk, rows * kv),
       Grow(s.dv, rows * kv);
