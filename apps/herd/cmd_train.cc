@@ -254,6 +254,11 @@ void AddTrainCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--batch-tokens", o.batch_tokens, "Tokens per optimizer step")->required();
   cmd->add_option("--micro-batch-tokens", o.micro_batch_tokens,
                   "Tokens per forward/backward pass (gradient accumulation; default: all)");
+  cmd->add_option("--lanes", o.lanes,
+                  "Split each micro-batch into this many parts, their gradients computed "
+                  "concurrently and summed (results depend on it, not on --threads; each lane "
+                  "past the first holds a gradient copy; default: 2 for an even number of windows "
+                  "and at most 2^28 parameters, else 1)");
   cmd->add_option("--lr", o.schedule.lr, "Peak learning rate")->required();
   cmd->add_option("--warmup", a.warmup, "Linear warmup steps (default: 10% of --steps)");
   cmd->add_option("--min-lr-ratio", o.schedule.min_lr_ratio, "Cosine decay floor, times --lr")

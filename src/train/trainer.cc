@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/paths.h"
+#include "kernels/ops.h"
 #include "model/init.h"
 #include "tokenizer/load.h"
 #include "train/backward.h"
@@ -76,6 +77,12 @@ Status CheckShape(TrainOptions* op, int world) {
         "{}{}",
         micro, o.seq_len, o.batch_tokens,
         world > 1 ? fmt::format(" / {} ranks = {} tokens per rank", world, rank_tokens) : "");
+  const int64_t micro_windows = micro / o.seq_len;
+  if (o.lanes < 0 || (o.lanes > 0 && micro_windows % o.lanes != 0))
+    return Status::Errorf(
+        "--lanes {} must be positive and divide the {} windows of a micro-batch ({} tokens of "
+        "--seq-len {})",
+        o.lanes, micro_windows, micro, o.seq_len);
   if (!(o.schedule.lr > 0)) return Status::Error("--lr must be positive");
   if (o.schedule.warmup_steps < 0) return Status::Error("--warmup must be >= 0");
   return Status::Ok();
@@ -185,6 +192,20 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& options, Th
   }
   t->grads_ = MakeGrads(t->model_.config);
   t->params_ = ParamRefs(t->model_.weights, &t->grads_);
+  // Lanes by default: 2 for an even number of windows per micro-batch, unless the second
+  // gradient buffer would take more than 1 GiB.
+  if (o.lanes == 0) {
+    const bool even = o.micro_batch_tokens / o.seq_len % 2 == 0;
+    o.lanes = even && t->parameters() <= (int64_t{1} << 28) ? 2 : 1;
+  }
+  // The threads split between the lanes as evenly as they go (a lane of one thread runs inline).
+  const int threads = pool ? pool->size() : 1;
+  for (int l = 0; l < o.lanes; ++l) {
+    if (l > 0) t->lane_grads_.push_back(MakeGrads(t->model_.config));
+    const int lane_threads = std::max(1, threads / o.lanes + (l < threads % o.lanes ? 1 : 0));
+    t->lane_pools_.push_back(lane_threads > 1 ? std::make_unique<ThreadPool>(lane_threads)
+                                              : nullptr);
+  }
   return t;
 }
 
@@ -193,6 +214,9 @@ Result<StepResult> Trainer::Step() {
   const int64_t n_micro = o.batch_tokens / world_size_ / o.micro_batch_tokens;
   const float scale = 1.0f / static_cast<float>(o.batch_tokens);
   ZeroGrads(&grads_);
+  for (LlamaGrads& g : lane_grads_) ZeroGrads(&g);
+  const int lanes = o.lanes;
+  std::vector<Result<LossSum>> lane_loss(static_cast<size_t>(lanes), LossSum{});
   double loss_sum = 0;
   for (int64_t micro = 0; micro < n_micro; ++micro) {
     const Batch b = sampler_->Next();
@@ -205,11 +229,35 @@ Result<StepResult> Trainer::Step() {
         targets_[static_cast<size_t>(i) * b.seq_len + j] = row[j + 1];
       }
     }
-    // Packed windows: the sampler's document starts cut each row into independent sequences.
-    const TokenBatch tb{b.batch, b.seq_len, inputs_, targets_, b.doc_starts};
-    auto loss = ForwardBackward(model_, tb, scale, &grads_, pool_);
-    if (!loss.ok()) return loss.status();
-    loss_sum += loss->sum;
+    // Lane l: windows [l * per_lane, (l + 1) * per_lane). Packed windows: the sampler's
+    // document starts cut each row into independent sequences.
+    const int per_lane = b.batch / lanes;
+    const size_t lane_tokens = static_cast<size_t>(per_lane) * b.seq_len;
+    ParallelFor(lanes > 1 ? pool_ : nullptr, static_cast<size_t>(lanes), [&](size_t l, int) {
+      const std::span<const int> in(inputs_), tg(targets_);
+      const std::span<const std::vector<int>> starts(b.doc_starts);
+      const TokenBatch tb{per_lane, b.seq_len, in.subspan(l * lane_tokens, lane_tokens),
+                          tg.subspan(l * lane_tokens, lane_tokens),
+                          starts.empty() ? starts : starts.subspan(l * per_lane, per_lane)};
+      lane_loss[l] = ForwardBackward(model_, tb, scale, l == 0 ? &grads_ : &lane_grads_[l - 1],
+                                     lane_pools_[l].get());
+    });
+    for (const auto& loss : lane_loss) {
+      if (!loss.ok()) return loss.status();
+      loss_sum += loss->sum;
+    }
+  }
+  // The lanes' gradients, added onto lane 0's in lane order.
+  for (LlamaGrads& g : lane_grads_) {
+    const std::vector<ParamRef> lane = ParamRefs(model_.weights, &g);
+    for (size_t i = 0; i < params_.size(); ++i) {
+      constexpr int64_t kBlock = 1 << 16;
+      const int64_t n = params_[i].n;
+      ParallelForBlocks(pool_, (n + kBlock - 1) / kBlock, 1, [&](int64_t block) {
+        const int64_t at = block * kBlock;
+        kernels::Add(params_[i].g + at, lane[i].g + at, std::min(kBlock, n - at));
+      });
+    }
   }
   // The ranks' shares: summed, every rank holds the gradient of the global mean loss.
   for (const ParamRef& p : params_) dist::AllReduceSum(p.g, static_cast<size_t>(p.n));
@@ -260,6 +308,7 @@ std::string Trainer::HParams() const {
                   {"seq_len", o.seq_len},
                   {"batch_tokens", o.batch_tokens},
                   {"micro_batch_tokens", o.micro_batch_tokens},
+                  {"lanes", o.lanes},
                   {"ranks", world_size_},
                   {"lr", o.schedule.lr},
                   {"warmup", o.schedule.warmup_steps},

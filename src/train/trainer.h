@@ -2,9 +2,12 @@
 // the data mix and its sampler, gradients, the optimizer and the schedule. Step() is one optimizer
 // update: batch_tokens / seq_len windows drawn in micro-batches of micro_batch_tokens / seq_len,
 // each run through ForwardBackward with the gradient scaled by 1 / (targets of the whole step), so
-// the accumulated gradient is that of the step's mean loss; then global-norm clipping and AdamW at
-// the schedule's learning rate. With pack, each window goes in with the sampler's document starts
-// (TokenBatch::doc_starts), so attention stays within each document, in validation too.
+// the accumulated gradient is that of the step's mean loss (each micro-batch split into `lanes`
+// parts run concurrently, each over its share of the threads and into its own gradient buffer,
+// the buffers summed in lane order: two single-threaded lanes beat two threads on every product of
+// a small model, which hand off work hundreds of times a step); then global-norm clipping and AdamW
+// at the schedule's learning rate. With pack, each window goes in with the sampler's document
+// starts (TokenBatch::doc_starts), so attention stays within each document, in validation too.
 //
 // Data parallel (train/dist.h): under `mpirun -np N` every rank holds the whole model and draws
 // its share of each step's windows (sampler rank / world_size: batch_tokens / N per rank, in
@@ -46,8 +49,14 @@ struct TrainOptions {
   int64_t batch_tokens = 0;        // targets per optimizer update: a multiple of seq_len
   int64_t micro_batch_tokens = 0;  // per forward/backward and rank (0: batch_tokens / ranks);
                                    // divides batch_tokens / ranks
-  LrSchedule schedule;             // total_steps is set from `steps`
-  double clip = 1.0;               // global gradient norm limit (<= 0: no clipping)
+  // Lanes: each micro-batch's windows are split into `lanes` equal parts whose gradients are
+  // computed separately (concurrently, the threads shared between them) and then summed in lane
+  // order. The result depends on lanes, never on the thread count. Each lane past the first
+  // holds a float32 gradient of the whole model. 0: 2 when the micro-batch has an even number of
+  // windows and the model at most 2^28 parameters (a second gradient of at most 1 GiB), else 1.
+  int lanes = 0;
+  LrSchedule schedule;  // total_steps is set from `steps`
+  double clip = 1.0;    // global gradient norm limit (<= 0: no clipping)
   AdamWOptions adamw;
   uint64_t seed = 0;  // weight initialisation with a preset
   // With a preset: shape overrides (0: the preset's). With an explicit `tokenizer`, the vocabulary
@@ -101,7 +110,9 @@ class Trainer {
   std::optional<TokenizerData> tokenizer_;
   std::unique_ptr<DataMix> mix_, val_mix_;
   std::unique_ptr<MixSampler> sampler_;
-  LlamaGrads grads_;
+  LlamaGrads grads_;                                     // lane 0's, then the step's sum
+  std::vector<LlamaGrads> lane_grads_;                   // lanes 1, 2, ...
+  std::vector<std::unique_ptr<ThreadPool>> lane_pools_;  // each lane's threads (null: inline)
   std::vector<ParamRef> params_;
   AdamW optimizer_;
   int64_t step_ = 0;

@@ -218,6 +218,25 @@ def test_gradient_accumulation(straight, herd_bin, data, tmp_path):
     assert got == pytest.approx(want, rel=1e-5)
 
 
+def test_lanes(straight, herd_bin, data, tmp_path):
+    # The straight run's 2 windows per step go in 2 lanes (the default for an even count), whose
+    # gradients are summed: 1, 3 or 4 threads give its bits exactly (1 runs the lanes one after the
+    # other, 4 gives each lane 2); one lane regroups the float32 sums only.
+    out, _ = straight
+    want = [(e["loss"], e["grad_norm"]) for e in read_log(out) if "loss" in e][:3]
+    for threads in ("1", "3", "4"):
+        run = tmp_path / f"t{threads}"
+        train(herd_bin, data, run, "--threads", threads, "--stop-after", "3")
+        assert [(e["loss"], e["grad_norm"]) for e in read_log(run) if "loss" in e] == want, threads
+    r = train(herd_bin, data, tmp_path / "one", "--lanes", "1", "--stop-after", "3")
+    got = [e["loss"] for e in read_log(tmp_path / "one") if "loss" in e]
+    assert got == pytest.approx([w[0] for w in want], rel=1e-5)
+    card = json.loads((tmp_path / "one" / "step-000003" / "data_card.json").read_text())
+    assert card["training"]["lanes"] == 1
+    r = train(herd_bin, data, tmp_path / "bad", "--lanes", "3", check=False)
+    assert r.returncode != 0 and "--lanes 3" in r.stderr and "2 windows" in r.stderr, r.stderr
+
+
 @pytest.mark.parametrize("isa", ["scalar", "avx2"])
 def test_every_isa_level_trains_the_same_bits(straight, herd_bin, data, tmp_path, isa):
     # Every kernel of a training step computes the same bits at every ISA level (GEMM, attention,
