@@ -8,8 +8,8 @@
 
 namespace herd {
 
-template <typename T>
-void Grow(std::vector<T>& v, int64_t n) {
+template <typename T, typename Alloc>
+void Grow(std::vector<T, Alloc>& v, int64_t n) {
   if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
 }
 

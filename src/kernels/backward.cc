@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "base/aligned.h"
 #include "base/check.h"
 #include "base/grow.h"
 #include "kernels/expsum.h"
@@ -69,7 +70,7 @@ int64_t InPlaceStride(int64_t n) { return GemmReadsRowsInPlace(n) ? n : n + 16; 
 // B operands packed once per call into panels of nr columns (kernels/gemm.h GemmPackB): panel c
 // at data + c * kc * nr holds B(p, c nr + j) at [p * nr + j] for p < kc.
 struct Panels {
-  std::vector<float> data;
+  AlignedFloats data;
   int64_t kc = 0;
   int nr = 0;
   const float* operator[](int64_t c) const { return data.data() + c * kc * nr; }
@@ -95,7 +96,7 @@ struct RowsA {
   int64_t lda;
 };
 RowsA RowsOf(const GemmMicroKernel& kr, const float* a, int64_t ld, int64_t i0, int rows,
-             int64_t kc, std::vector<float>* buf) {
+             int64_t kc, AlignedFloats* buf) {
   if (GemmReadsRowsInPlace(ld)) return {a + i0 * ld, ld};
   Grow(*buf, int64_t{kr.mr} * kc);
   GemmPackA(kr, StridedMat{a, ld, 1}, i0, rows, 0, kc, buf->data());
@@ -109,7 +110,7 @@ RowsA RowsOf(const GemmMicroKernel& kr, const float* a, int64_t ld, int64_t i0, 
 template <typename ColLimit, typename KLimit>
 void CausalProduct(const GemmMicroKernel& kr, int64_t rows, int64_t n, int64_t kc, const float* a,
                    int64_t lda, const Panels& b, float* c, int64_t ldc, bool load,
-                   const ColLimit& col_limit, const KLimit& k_limit, std::vector<float>* buf) {
+                   const ColLimit& col_limit, const KLimit& k_limit, AlignedFloats* buf) {
   const int mr = kr.mr, nr = kr.nr;
   for (int64_t i = 0; i < rows; i += mr) {
     const int r = static_cast<int>(std::min<int64_t>(mr, rows - i));
@@ -133,7 +134,7 @@ void CausalProduct(const GemmMicroKernel& kr, int64_t rows, int64_t n, int64_t k
 // forward's probabilities bit for bit.
 void CausalProbabilities(const GemmMicroKernel& kr, const float* q, int64_t q_stride, int d,
                          const Panels& keys_t, int64_t rows, int64_t n_keys, int64_t first_pos,
-                         float scale, float* p, int64_t ldp, Isa isa, std::vector<float>* buf) {
+                         float scale, float* p, int64_t ldp, Isa isa, AlignedFloats* buf) {
   CausalProduct(
       kr, rows, n_keys, d, q, q_stride, keys_t, p, ldp, false,
       [&](int64_t end) { return first_pos + end; }, [&](int64_t) { return int64_t{d}; }, buf);
@@ -153,7 +154,7 @@ void CausalProbabilities(const GemmMicroKernel& kr, const float* q, int64_t q_st
 // (query t sees keys <= first_pos + t), in order. src: [rows, n_keys] (stride lds); y: panels.
 void CausalTransposedProduct(const GemmMicroKernel& kr, const float* src, int64_t lds, int64_t rows,
                              int64_t n_keys, int64_t first_pos, const Panels& y, int d, float* dst,
-                             int64_t ld, std::vector<float>* buf) {
+                             int64_t ld, AlignedFloats* buf) {
   const int mr = kr.mr, nr = kr.nr;
   Grow(*buf, int64_t{mr} * rows);
   for (int64_t i = 0; i < n_keys; i += mr) {
@@ -180,7 +181,7 @@ void CausalAttention(const float* q, const float* k, const float* v, int64_t kv_
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
   const GemmMicroKernel kr = GemmKernelFor(isa);
   thread_local Panels keys_t, values;
-  thread_local std::vector<float> p_buf, a_buf;
+  thread_local AlignedFloats p_buf, a_buf;
   PackPanels(kr, StridedMat{k + kv_off, 1, kv_stride}, d, n_keys_all, &keys_t);  // k^T [d, keys]
   PackPanels(kr, StridedMat{v + kv_off, kv_stride, 1}, n_keys_all, d, &values);  // v [keys, d]
   for (int g = 0; g < group; ++g) {
@@ -215,7 +216,7 @@ void AttentionBackward(const float* q, const float* k, const float* v, const flo
   const GemmMicroKernel kr = GemmKernelFor(isa);
   // k^T and v^T [d, keys] for q k^T and dout v^T; k [keys, d] for dS k.
   thread_local Panels keys_t, values_t, keys, block_q, block_dout;
-  thread_local std::vector<float> p_buf, ds_buf, a_buf;
+  thread_local AlignedFloats p_buf, ds_buf, a_buf;
   PackPanels(kr, StridedMat{k + kv_off, 1, kv_stride}, d, n_tokens, &keys_t);
   PackPanels(kr, StridedMat{v + kv_off, 1, kv_stride}, d, n_tokens, &values_t);
   PackPanels(kr, StridedMat{k + kv_off, kv_stride, 1}, n_tokens, d, &keys);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "base/aligned.h"
 #include "base/check.h"
 #include "base/grow.h"
 
@@ -227,7 +228,7 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
     const int64_t i0 = static_cast<int64_t>(tile) / n_tiles * mc;
     const int64_t j0 = static_cast<int64_t>(tile) % n_tiles * nc;
     const int64_t i1 = std::min(m, i0 + mc), j1 = std::min(n, j0 + nc);
-    thread_local std::vector<float> a_pack, b_pack;
+    thread_local AlignedFloats a_pack, b_pack;
     Grow(a_pack, mc * kKc), Grow(b_pack, nc * kKc);
     for (int64_t k0 = 0; k0 < depth; k0 += kKc) {
       const int64_t kc = std::min(kKc, depth - k0);

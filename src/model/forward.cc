@@ -127,7 +127,7 @@ struct Segment {
 // Activations of one chunk of up to m rows. Buffers only grow: one Scratch per calling thread is
 // reused across calls, so a decode step allocates nothing once the first step has run.
 struct Scratch {
-  std::vector<float> x, xn, q, k, v, att, tmp, gate, up, cos, sin;
+  AlignedFloats x, xn, q, k, v, att, tmp, gate, up, cos, sin;
   std::vector<Segment> segs;            // the chunk's segments
   std::vector<int64_t> first_att_item;  // attention items before each segment (+ the total)
 
@@ -162,7 +162,7 @@ struct Recorder {
     }
     const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
     LayerTape& t = tape->layers[layer];
-    auto at = [this](std::vector<float>& v, int64_t width) { return v.data() + row0 * width; };
+    auto at = [this](AlignedFloats& v, int64_t width) { return v.data() + row0 * width; };
     float* out =
         layer + 1 < c.n_layers ? at(tape->layers[layer + 1].x, c.dim) : at(tape->x_final, c.dim);
     return {at(t.x, c.dim),        at(t.xn_attn, c.dim), at(t.q, q_dim),       at(t.k, kv),
@@ -534,7 +534,7 @@ Status ForwardRecord(const Model& model, std::span<const std::span<const int>> s
     jobs.push_back({seqs[i], nullptr, Want::kAll});
   }
   const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
-  auto size = [rows](std::vector<float>& v, int64_t width) { v.resize(rows * width); };
+  auto size = [rows](AlignedFloats& v, int64_t width) { v.resize(rows * width); };
   tape->rows = rows;
   tape->layers.resize(c.n_layers);
   for (LayerTape& l : tape->layers) {

@@ -12,6 +12,7 @@
 #include <span>
 #include <vector>
 
+#include "base/aligned.h"
 #include "base/status.h"
 #include "base/thread_pool.h"
 #include "kernels/attention.h"
@@ -94,25 +95,25 @@ Status ForwardBatch(const Model& model, std::span<const BatchSeq> seqs, std::vec
 // The activations a training step's backward pass needs (train/backward.h), recorded by
 // ForwardRecord while Forward's blocks run. Rows are the tokens of all sequences in order.
 struct LayerTape {
-  std::vector<float> x;           // [rows, dim]      residual stream entering the layer
-  std::vector<float> xn_attn;     // [rows, dim]      RMSNorm(x) * attn_norm
-  std::vector<float> attn_scale;  // [rows]         the scale RMSNorm multiplied x's row by
-  std::vector<float> q;           // [rows, n_heads * head_dim]     after RoPE
-  std::vector<float> k, v;        // [rows, n_kv_heads * head_dim]  k after RoPE
-  std::vector<float> att;         // [rows, n_heads * head_dim]     attention output (input to wo)
-  std::vector<float> h;           // [rows, dim]      x + attention: residual entering the FFN
-  std::vector<float> xn_ffn;      // [rows, dim]      RMSNorm(h) * ffn_norm
-  std::vector<float> ffn_scale;   // [rows]         the scale RMSNorm multiplied h's row by
-  std::vector<float> gate, up;    // [rows, ffn_dim]  w1 xn_ffn, w3 xn_ffn (before SwiGLU)
-  std::vector<float> act;         // [rows, ffn_dim]  silu(gate) * up (input to w2)
+  AlignedFloats x;           // [rows, dim]      residual stream entering the layer
+  AlignedFloats xn_attn;     // [rows, dim]      RMSNorm(x) * attn_norm
+  AlignedFloats attn_scale;  // [rows]         the scale RMSNorm multiplied x's row by
+  AlignedFloats q;           // [rows, n_heads * head_dim]     after RoPE
+  AlignedFloats k, v;        // [rows, n_kv_heads * head_dim]  k after RoPE
+  AlignedFloats att;         // [rows, n_heads * head_dim]     attention output (input to wo)
+  AlignedFloats h;           // [rows, dim]      x + attention: residual entering the FFN
+  AlignedFloats xn_ffn;      // [rows, dim]      RMSNorm(h) * ffn_norm
+  AlignedFloats ffn_scale;   // [rows]         the scale RMSNorm multiplied h's row by
+  AlignedFloats gate, up;    // [rows, ffn_dim]  w1 xn_ffn, w3 xn_ffn (before SwiGLU)
+  AlignedFloats act;         // [rows, ffn_dim]  silu(gate) * up (input to w2)
 };
 struct ForwardTape {
   int64_t rows = 0;
   std::vector<LayerTape> layers;
-  std::vector<float> x_final;      // [rows, dim] residual after the last layer
-  std::vector<float> xn_final;     // [rows, dim] RMSNorm(x_final) * norm (input to output)
-  std::vector<float> final_scale;  // [rows]   the scale RMSNorm multiplied x_final's row by
-  std::vector<float> cos, sin;     // [rows, head_dim / 2] each row's RoPE table
+  AlignedFloats x_final;      // [rows, dim] residual after the last layer
+  AlignedFloats xn_final;     // [rows, dim] RMSNorm(x_final) * norm (input to output)
+  AlignedFloats final_scale;  // [rows]   the scale RMSNorm multiplied x_final's row by
+  AlignedFloats cos, sin;     // [rows, head_dim / 2] each row's RoPE table
 };
 
 // A training forward: runs each sequence from position 0 (attention over its own float32 keys

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "base/aligned.h"
 #include "base/check.h"
 #include "base/grow.h"
 #include "kernels/backward.h"
@@ -17,11 +18,11 @@ namespace {
 // Buffers of one step, reused across steps (they only grow).
 struct Scratch {
   ForwardTape tape;
-  std::vector<float> logits;            // [kLossRows, vocab], overwritten by dlogits
-  std::vector<float> dres;              // [rows, dim] gradient of the residual stream
-  std::vector<float> dxn;               // [rows, dim]
-  std::vector<float> dact, dgate, dup;  // [rows, ffn_dim]
-  std::vector<float> datt, dq, dk, dv;  // [rows, q_dim] / [rows, kv_dim]
+  AlignedFloats logits;            // [kLossRows, vocab], overwritten by dlogits
+  AlignedFloats dres;              // [rows, dim] gradient of the residual stream
+  AlignedFloats dxn;               // [rows, dim]
+  AlignedFloats dact, dgate, dup;  // [rows, ffn_dim]
+  AlignedFloats datt, dq, dk, dv;  // [rows, q_dim] / [rows, kv_dim]
   std::vector<double> row_loss;         // [rows]
 };
 

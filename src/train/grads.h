@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/aligned.h"
 #include "base/status.h"
 #include "base/thread_pool.h"
 #include "model/config.h"
@@ -17,7 +18,7 @@ namespace herd {
 
 struct GradTensor {
   std::vector<int64_t> shape;  // as the weight's (PyTorch order)
-  std::vector<float> data;     // row-major, numel() floats
+  AlignedFloats data;          // row-major, numel() floats
 
   int64_t numel() const { return static_cast<int64_t>(data.size()); }
   float* f32() { return data.data(); }
