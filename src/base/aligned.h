@@ -21,9 +21,9 @@ struct AlignedAllocator {
   template <typename U>
   AlignedAllocator(const AlignedAllocator<U, kAlign>&) noexcept {}  // NOLINT: allocator rebind
   T* allocate(size_t n) {
-    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{kAlign}));
+    return static_cast<T*>(::operator new (n * sizeof(T), std::align_val_t{kAlign}));
   }
-  void deallocate(T* p, size_t) noexcept { ::operator delete(p, std::align_val_t{kAlign}); }
+  void deallocate(T* p, size_t) noexcept { ::operator delete (p, std::align_val_t{kAlign}); }
   friend bool operator==(const AlignedAllocator&, const AlignedAllocator&) { return true; }
 };
 

@@ -23,7 +23,7 @@ struct Scratch {
   AlignedFloats dxn;               // [rows, dim]
   AlignedFloats dact, dgate, dup;  // [rows, ffn_dim]
   AlignedFloats datt, dq, dk, dv;  // [rows, q_dim] / [rows, kv_dim]
-  std::vector<double> row_loss;         // [rows]
+  std::vector<double> row_loss;    // [rows]
 };
 
 // One per calling thread, reused across steps and shared by ForwardBackward and ForwardLoss (one
