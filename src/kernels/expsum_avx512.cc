@@ -23,9 +23,8 @@ inline __m512 Exp16(__m512 y) {
   p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(kC5));
   p = _mm512_fmadd_ps(p, z, r);
   p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
-  const __m512i bits =
-      _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-  __m512 e = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+  // p 2^n in one instruction: exact, as the scalar definition's multiplication by 2^n (n >= -126).
+  __m512 e = _mm512_scalef_ps(p, n);
   e = _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(y, _mm512_set1_ps(kLo), _CMP_LT_OQ),
                          _mm512_setzero_ps());
   return _mm512_mask_mov_ps(e, _mm512_cmp_ps_mask(y, y, _CMP_UNORD_Q), y);
