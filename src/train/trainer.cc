@@ -3,7 +3,6 @@
 #include <nlohmann/json.hpp>
 
 #include "base/paths.h"
-#include "kernels/ops.h"
 #include "model/init.h"
 #include "tokenizer/load.h"
 #include "train/backward.h"
@@ -214,7 +213,10 @@ Result<StepResult> Trainer::Step() {
   const int64_t n_micro = o.batch_tokens / world_size_ / o.micro_batch_tokens;
   const float scale = 1.0f / static_cast<float>(o.batch_tokens);
   ZeroGrads(&grads_);
-  for (LlamaGrads& g : lane_grads_) ZeroGrads(&g);
+  // The other lanes' buffers are zeroed as they are summed (below), unless a step failed midway.
+  if (!lanes_zero_)
+    for (LlamaGrads& g : lane_grads_) ZeroGrads(&g);
+  lanes_zero_ = false;
   const int lanes = o.lanes;
   std::vector<Result<LossSum>> lane_loss(static_cast<size_t>(lanes), LossSum{});
   double loss_sum = 0;
@@ -247,18 +249,24 @@ Result<StepResult> Trainer::Step() {
       loss_sum += loss->sum;
     }
   }
-  // The lanes' gradients, added onto lane 0's in lane order.
+  // The lanes' gradients, added onto lane 0's in lane order, each zeroed for the next step as it
+  // goes (one pass over it, not two).
   for (LlamaGrads& g : lane_grads_) {
     const std::vector<ParamRef> lane = ParamRefs(model_.weights, &g);
     for (size_t i = 0; i < params_.size(); ++i) {
       constexpr int64_t kBlock = 1 << 16;
       const int64_t n = params_[i].n;
       ParallelForBlocks(pool_, (n + kBlock - 1) / kBlock, 1, [&](int64_t block) {
-        const int64_t at = block * kBlock;
-        kernels::Add(params_[i].g + at, lane[i].g + at, std::min(kBlock, n - at));
+        float* sum = params_[i].g;
+        float* part = lane[i].g;
+        for (int64_t j = block * kBlock, end = std::min(n, j + kBlock); j < end; ++j) {
+          sum[j] += part[j];
+          part[j] = 0.0f;
+        }
       });
     }
   }
+  lanes_zero_ = true;
   // The ranks' shares: summed, every rank holds the gradient of the global mean loss.
   for (const ParamRef& p : params_) dist::AllReduceSum(p.g, static_cast<size_t>(p.n));
   dist::AllReduceSum(&loss_sum, 1);
