@@ -67,6 +67,23 @@ TEST(AdamW, EveryLevelEqualsScalarBitForBit) {
         }
       }
     }
+    // Clipping's factor scales g first (g * grad_scale, rounded once), and zero_grad clears g
+    // once it is read: every level, the scalar bits.
+    AdamWConstants k = Constants(3e-3, 3, true);
+    k.grad_scale = 0.37f;
+    std::vector<float> scaled = g;
+    for (float& x : scaled) x *= k.grad_scale;
+    std::vector<float> want_w = w0, want_m = m0, want_v = v0;
+    AdamWUpdate(Constants(3e-3, 3, true), scaled.data(), want_w.data(), want_m.data(),
+                want_v.data(), n, Isa::kScalar);
+    k.zero_grad = true;
+    for (Isa isa : Levels()) {
+      std::vector<float> w = w0, m = m0, v = v0, grad = g;
+      AdamWUpdate(k, grad.data(), w.data(), m.data(), v.data(), n, isa);
+      EXPECT_TRUE(SameBits(w, want_w) && SameBits(m, want_m) && SameBits(v, want_v))
+          << "n " << n << " scaled, " << IsaName(isa);
+      EXPECT_TRUE(SameBits(grad, std::vector<float>(size, 0.0f))) << "n " << n << IsaName(isa);
+    }
   }
 }
 

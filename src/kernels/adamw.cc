@@ -4,7 +4,7 @@
 
 namespace herd::kernels {
 
-void AdamWUpdate(const AdamWConstants& k, const float* g, float* w, float* m, float* v, int64_t n,
+void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v, int64_t n,
                  Isa isa) {
   if (isa >= Isa::kAvx512) return avx512::AdamWUpdate(k, g, w, m, v, n);
   if (isa >= Isa::kAvx2) return avx2::AdamWUpdate(k, g, w, m, v, n);

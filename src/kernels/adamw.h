@@ -2,6 +2,7 @@
 // fixed sequence of IEEE operations that every ISA level performs lane by lane, so each level gives
 // the same bits as the scalar reference (fused multiply-adds, sqrt and division are each rounded
 // once):
+//   g = g grad_scale                  (gradient clipping's factor; 1: g as it is)
 //   m = fma(b1, m, c1 g)              c1 = 1 - b1
 //   v = fma(b2, v, (c2 g) g)          c2 = 1 - b2
 //   d = fma(sqrt(v), inv_bc2, eps)    inv_bc2 = 1 / sqrt(1 - b2^t)
@@ -17,17 +18,19 @@ namespace herd::kernels {
 
 struct AdamWConstants {
   float b1 = 0, c1 = 0, b2 = 0, c2 = 0, inv_bc2 = 0, eps = 0, step = 0, decay = 1;
+  float grad_scale = 1;
+  bool zero_grad = false;  // g = 0 once read (the gradient buffer ready for the next step)
 };
 
-// Updates w, m, v [n] in place from the gradient g [n].
-void AdamWUpdate(const AdamWConstants& k, const float* g, float* w, float* m, float* v, int64_t n,
+// Updates w, m, v [n] in place from the gradient g [n] (zeroed when k.zero_grad).
+void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v, int64_t n,
                  Isa isa = ActiveIsa());
 
 namespace avx2 {
-void AdamWUpdate(const AdamWConstants& k, const float* g, float* w, float* m, float* v, int64_t n);
+void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v, int64_t n);
 }  // namespace avx2
 namespace avx512 {
-void AdamWUpdate(const AdamWConstants& k, const float* g, float* w, float* m, float* v, int64_t n);
+void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v, int64_t n);
 }  // namespace avx512
 
 }  // namespace herd::kernels

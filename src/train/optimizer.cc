@@ -47,12 +47,29 @@ std::vector<std::pair<size_t, int64_t>> Blocks(std::span<const ParamRef> params)
 }  // namespace
 
 double GradNorm(std::span<const ParamRef> params, ThreadPool* pool) {
+  return AddLaneGrads(params, {}, /*norm=*/true, pool);
+}
+
+double AddLaneGrads(std::span<const ParamRef> params, std::span<const std::vector<ParamRef>> lanes,
+                    bool norm, ThreadPool* pool) {
+  for (const std::vector<ParamRef>& lane : lanes) {
+    CHECK(lane.size() == params.size());
+    for (size_t t = 0; t < params.size(); ++t) CHECK(lane[t].n == params[t].n);
+  }
   const auto items = Blocks(params);
   std::vector<double> sums(items.size());
   ParallelFor(pool, items.size(), [&](size_t item, int) {
     const auto [t, begin] = items[item];
-    const float* g = params[t].g;
+    float* g = params[t].g;
     const int64_t end = std::min(params[t].n, begin + kBlock);
+    for (const std::vector<ParamRef>& lane : lanes) {
+      float* part = lane[t].g;
+      for (int64_t i = begin; i < end; ++i) {
+        g[i] += part[i];
+        part[i] = 0.0f;
+      }
+    }
+    if (!norm) return;
     double s[8] = {};
     int64_t i = begin;
     for (; i + 8 <= end; i += 8)
@@ -65,22 +82,27 @@ double GradNorm(std::span<const ParamRef> params, ThreadPool* pool) {
   return std::sqrt(ss);
 }
 
+double ClipCoefficient(double norm, double max_norm) {
+  return std::min(1.0, max_norm / (norm + 1e-6));
+}
+
 double ClipGradNorm(std::span<const ParamRef> params, double max_norm, ThreadPool* pool) {
   const double norm = GradNorm(params, pool);
-  const double coef = max_norm / (norm + 1e-6);
-  if (coef < 1.0) {
+  const float coef = static_cast<float>(ClipCoefficient(norm, max_norm));
+  if (coef < 1.0f) {
     const auto items = Blocks(params);
     ParallelFor(pool, items.size(), [&](size_t item, int) {
       const auto [t, begin] = items[item];
       float* g = params[t].g;
       for (int64_t i = begin, end = std::min(params[t].n, begin + kBlock); i < end; ++i)
-        g[i] = static_cast<float>(g[i] * coef);
+        g[i] *= coef;
     });
   }
   return norm;
 }
 
-void AdamW::Step(std::span<const ParamRef> params, double lr, ThreadPool* pool) {
+void AdamW::Step(std::span<const ParamRef> params, double lr, ThreadPool* pool, float grad_scale,
+                 bool zero_grads) {
   if (m_.empty()) {
     for (const ParamRef& p : params) {
       m_.emplace_back(p.n, 0.0f);
@@ -98,6 +120,7 @@ void AdamW::Step(std::span<const ParamRef> params, double lr, ThreadPool* pool) 
   k.b2 = static_cast<float>(o.beta2), k.c2 = static_cast<float>(1.0 - o.beta2);
   k.inv_bc2 = static_cast<float>(1.0 / bc2_sqrt), k.eps = static_cast<float>(o.eps);
   k.step = static_cast<float>(lr / bc1);
+  k.grad_scale = grad_scale, k.zero_grad = zero_grads;
   const float decay = static_cast<float>(1.0 - lr * o.weight_decay);
   // Work items: blocks of elements of every tensor (each element is independent).
   for (size_t t = 0; t < params.size(); ++t)

@@ -52,17 +52,30 @@ std::vector<ParamRef> ParamRefs(const LlamaWeights& weights, LlamaGrads* grads);
 // depend on the pool's threads.
 double GradNorm(std::span<const ParamRef> params, ThreadPool* pool = nullptr);
 
-// As torch.nn.utils.clip_grad_norm_: with norm = GradNorm, multiplies every gradient by
-// max_norm / (norm + 1e-6) when that is below 1. Returns the norm before clipping.
+// Adds the gradients of each of `lanes` (ParamRefs of the same tensors, train/trainer.h) onto
+// params', lane after lane, and zeroes them; in the same pass over memory, with norm, the
+// GradNorm of the sums (the same value), else returns 0.
+double AddLaneGrads(std::span<const ParamRef> params, std::span<const std::vector<ParamRef>> lanes,
+                    bool norm, ThreadPool* pool = nullptr);
+
+// As torch.nn.utils.clip_grad_norm_: the factor min(1, max_norm / (norm + 1e-6)) that gradients
+// of global norm `norm` are multiplied by (in float32, as torch multiplies float32 gradients).
+double ClipCoefficient(double norm, double max_norm);
+
+// With norm = GradNorm, multiplies every gradient by ClipCoefficient(norm, max_norm) when that is
+// below 1. Returns the norm before clipping.
 double ClipGradNorm(std::span<const ParamRef> params, double max_norm, ThreadPool* pool = nullptr);
 
 class AdamW {
  public:
   explicit AdamW(AdamWOptions options = {}) : options_(options) {}
 
-  // One update with learning rate lr. The first call sizes the moments (zeros) from `params`;
-  // later calls must pass the same tensors in the same order.
-  void Step(std::span<const ParamRef> params, double lr, ThreadPool* pool);
+  // One update with learning rate lr from the gradients times grad_scale (clipping's factor),
+  // which are zeroed when zero_grads (ready for the next step's sums; one pass over them fewer).
+  // The first call sizes the moments (zeros) from `params`; later calls must pass the same tensors
+  // in the same order.
+  void Step(std::span<const ParamRef> params, double lr, ThreadPool* pool, float grad_scale = 1.0f,
+            bool zero_grads = false);
 
   const AdamWOptions& options() const { return options_; }
   int64_t steps() const { return steps_; }

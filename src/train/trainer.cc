@@ -199,8 +199,12 @@ Result<std::unique_ptr<Trainer>> Trainer::Create(const TrainOptions& options, Th
   }
   // The threads split between the lanes as evenly as they go (a lane of one thread runs inline).
   const int threads = pool ? pool->size() : 1;
+  t->lane_grads_.reserve(static_cast<size_t>(o.lanes));
   for (int l = 0; l < o.lanes; ++l) {
-    if (l > 0) t->lane_grads_.push_back(MakeGrads(t->model_.config));
+    if (l > 0) {
+      t->lane_grads_.push_back(MakeGrads(t->model_.config));
+      t->lane_params_.push_back(ParamRefs(t->model_.weights, &t->lane_grads_.back()));
+    }
     const int lane_threads = std::max(1, threads / o.lanes + (l < threads % o.lanes ? 1 : 0));
     t->lane_pools_.push_back(lane_threads > 1 ? std::make_unique<ThreadPool>(lane_threads)
                                               : nullptr);
@@ -212,11 +216,13 @@ Result<StepResult> Trainer::Step() {
   const TrainOptions& o = options_;
   const int64_t n_micro = o.batch_tokens / world_size_ / o.micro_batch_tokens;
   const float scale = 1.0f / static_cast<float>(o.batch_tokens);
-  ZeroGrads(&grads_);
-  // The other lanes' buffers are zeroed as they are summed (below), unless a step failed midway.
-  if (!lanes_zero_)
+  // The gradients are zeroed by the last step's update, the other lanes' as they are summed
+  // (below): again here only after a step that failed midway.
+  if (!grads_zero_) {
+    ZeroGrads(&grads_);
     for (LlamaGrads& g : lane_grads_) ZeroGrads(&g);
-  lanes_zero_ = false;
+  }
+  grads_zero_ = false;
   const int lanes = o.lanes;
   std::vector<Result<LossSum>> lane_loss(static_cast<size_t>(lanes), LossSum{});
   double loss_sum = 0;
@@ -249,31 +255,21 @@ Result<StepResult> Trainer::Step() {
       loss_sum += loss->sum;
     }
   }
-  // The lanes' gradients, added onto lane 0's in lane order, each zeroed for the next step as it
-  // goes (one pass over it, not two).
-  for (LlamaGrads& g : lane_grads_) {
-    const std::vector<ParamRef> lane = ParamRefs(model_.weights, &g);
-    for (size_t i = 0; i < params_.size(); ++i) {
-      constexpr int64_t kBlock = 1 << 16;
-      const int64_t n = params_[i].n;
-      ParallelForBlocks(pool_, (n + kBlock - 1) / kBlock, 1, [&](int64_t block) {
-        float* sum = params_[i].g;
-        float* part = lane[i].g;
-        for (int64_t j = block * kBlock, end = std::min(n, j + kBlock); j < end; ++j) {
-          sum[j] += part[j];
-          part[j] = 0.0f;
-        }
-      });
-    }
-  }
-  lanes_zero_ = true;
-  // The ranks' shares: summed, every rank holds the gradient of the global mean loss.
-  for (const ParamRef& p : params_) dist::AllReduceSum(p.g, static_cast<size_t>(p.n));
-  dist::AllReduceSum(&loss_sum, 1);
+  // The lanes' gradients added onto lane 0's in lane order (and zeroed for the next step), and,
+  // in one process, the norm in the same pass; then the update with clipping's factor, which
+  // zeroes the gradients for the next step: two passes over the gradients in all.
   StepResult r;
-  r.grad_norm = o.clip > 0 ? ClipGradNorm(params_, o.clip, pool_) : GradNorm(params_, pool_);
+  r.grad_norm = AddLaneGrads(params_, lane_params_, /*norm=*/world_size_ == 1, pool_);
+  if (world_size_ > 1) {
+    // The ranks' shares: summed, every rank holds the gradient of the global mean loss.
+    for (const ParamRef& p : params_) dist::AllReduceSum(p.g, static_cast<size_t>(p.n));
+    r.grad_norm = GradNorm(params_, pool_);
+  }
+  dist::AllReduceSum(&loss_sum, 1);
+  const double coef = o.clip > 0 ? ClipCoefficient(r.grad_norm, o.clip) : 1.0;
   r.lr = o.schedule.At(step_);
-  optimizer_.Step(params_, r.lr, pool_);
+  optimizer_.Step(params_, r.lr, pool_, static_cast<float>(coef), /*zero_grads=*/true);
+  grads_zero_ = true;
   r.step = ++step_;
   r.loss = loss_sum / static_cast<double>(o.batch_tokens);
   r.tokens_seen = tokens_seen_ += o.batch_tokens;
