@@ -190,8 +190,8 @@ void Gemm(int64_t m, int64_t n, int64_t depth, StridedMat a, StridedMat b, float
   // Several threads: at least two tiles each. One thread (a training lane): no more tiles than L2
   // asks for, since each row of tiles packs B again.
   const int64_t min_tiles = threads > 1 ? 2 * threads : 1;
-  int64_t m_tiles = std::min((m + mr - 1) / mr, std::max((m + max_mc - 1) / max_mc,
-                                                         (min_tiles + n_tiles - 1) / n_tiles));
+  int64_t m_tiles = std::min(
+      (m + mr - 1) / mr, std::max((m + max_mc - 1) / max_mc, (min_tiles + n_tiles - 1) / n_tiles));
   // Few tiles: a count that the threads share evenly (5 tiles on 2 threads take as long as 6).
   if (m_tiles * n_tiles < 8 * threads) {
     while (m_tiles < m_panels && (m_tiles * n_tiles) % threads != 0) ++m_tiles;
