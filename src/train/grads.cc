@@ -64,7 +64,7 @@ Result<Model> MakeTrainableModel(const LlamaConfig& config, const LlamaWeights& 
       if (status.ok()) status = Status::Errorf("tensor {}: unexpected shape or dtype", i - 1);
       return;
     }
-    auto bytes = std::make_shared<std::vector<float>>(t.numel());
+    auto bytes = std::make_shared<AlignedFloats>(t.numel());
     const int64_t rows = t.rows(), cols = t.cols();
     const kernels::MatView view = s.mat();
     auto convert = [&](size_t r, int) {

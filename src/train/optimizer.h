@@ -13,6 +13,7 @@
 #include <span>
 #include <vector>
 
+#include "base/aligned.h"
 #include "base/thread_pool.h"
 #include "model/weights.h"
 #include "train/grads.h"
@@ -80,16 +81,16 @@ class AdamW {
   const AdamWOptions& options() const { return options_; }
   int64_t steps() const { return steps_; }
   // The moments, one vector per tensor (in ParamRefs order): for checkpoints.
-  std::vector<std::vector<float>>& m() { return m_; }
-  std::vector<std::vector<float>>& v() { return v_; }
-  const std::vector<std::vector<float>>& m() const { return m_; }
-  const std::vector<std::vector<float>>& v() const { return v_; }
+  std::vector<AlignedFloats>& m() { return m_; }
+  std::vector<AlignedFloats>& v() { return v_; }
+  const std::vector<AlignedFloats>& m() const { return m_; }
+  const std::vector<AlignedFloats>& v() const { return v_; }
   void set_steps(int64_t steps) { steps_ = steps; }
 
  private:
   AdamWOptions options_;
   int64_t steps_ = 0;
-  std::vector<std::vector<float>> m_, v_;
+  std::vector<AlignedFloats> m_, v_;
 };
 
 }  // namespace herd
