@@ -87,5 +87,38 @@ TEST(AdamW, EveryLevelEqualsScalarBitForBit) {
   }
 }
 
+TEST(AdamW, AddPartsEveryLevelEqualsScalar) {
+  for (int64_t n : {0, 1, 7, 8, 9, 15, 16, 17, 24, 33, 1000}) {
+    for (int n_parts : {0, 1, 2}) {
+      const size_t size = static_cast<size_t>(n);
+      const std::vector<float> g0 = RandomVec(size, 5 + n);
+      std::vector<std::vector<float>> parts0;
+      for (int p = 0; p < n_parts; ++p) parts0.push_back(RandomVec(size, 6 + n + p));
+      // The definition, written out: the parts added in order, the squares summed in double.
+      std::vector<float> want = g0;
+      for (const auto& part : parts0)
+        for (size_t i = 0; i < size; ++i) want[i] += part[i];
+      double exact = 0;
+      for (float x : want) exact += double{x} * x;
+      for (bool squares : {false, true}) {
+        double scalar_sum = 0;
+        for (Isa isa : Levels()) {
+          std::vector<float> g = g0;
+          std::vector<std::vector<float>> parts = parts0;
+          std::vector<float*> ptrs;
+          for (auto& part : parts) ptrs.push_back(part.data());
+          const double sum = AddParts(g.data(), ptrs, n, squares, isa);
+          if (isa == Isa::kScalar) scalar_sum = sum;
+          EXPECT_TRUE(SameBits(g, want)) << "n " << n << " " << IsaName(isa);
+          for (const auto& part : parts)
+            EXPECT_TRUE(SameBits(part, std::vector<float>(size, 0.0f))) << IsaName(isa);
+          EXPECT_EQ(sum, scalar_sum) << "n " << n << " parts " << n_parts << " " << IsaName(isa);
+          EXPECT_NEAR(sum, squares ? exact : 0.0, 1e-12 * exact) << "n " << n << IsaName(isa);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace herd::kernels

@@ -11,4 +11,12 @@ void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v
   adamw_impl::Update(k, g, w, m, v, 0, n);
 }
 
+double AddParts(float* g, std::span<float* const> parts, int64_t n, bool squares, Isa isa) {
+  if (isa >= Isa::kAvx512) return avx512::AddParts(g, parts, n, squares);
+  if (isa >= Isa::kAvx2) return avx2::AddParts(g, parts, n, squares);
+  double s[8] = {};
+  adamw_impl::AddParts(g, parts, 0, n, squares, s);
+  return squares ? adamw_impl::Combine8(s) : 0.0;
+}
+
 }  // namespace herd::kernels

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "base/cpu.h"
 
@@ -26,11 +27,22 @@ struct AdamWConstants {
 void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v, int64_t n,
                  Isa isa = ActiveIsa());
 
+// Gradients accumulated in separate buffers folded into g (train/optimizer.h AddLaneGrads):
+// g[i] += parts[0][i], then += parts[1][i], ..., each parts[p][i] zeroed. With squares, returns
+// the sum of the new g[i]^2 in double: 8 partial sums, s[i mod 8] over the groups of 8 from g's
+// first element and the elements after the last full group into s[0], combined as
+// ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7)); a float's square is exact in double, so every
+// level gives the same value. Else returns 0.
+double AddParts(float* g, std::span<float* const> parts, int64_t n, bool squares,
+                Isa isa = ActiveIsa());
+
 namespace avx2 {
 void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v, int64_t n);
+double AddParts(float* g, std::span<float* const> parts, int64_t n, bool squares);
 }  // namespace avx2
 namespace avx512 {
 void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v, int64_t n);
+double AddParts(float* g, std::span<float* const> parts, int64_t n, bool squares);
 }  // namespace avx512
 
 }  // namespace herd::kernels

@@ -29,4 +29,32 @@ void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v
   adamw_impl::Update(k, g, w, m, v, i, n);
 }
 
+// 8 floats per step: the parts added, then the squares into the 8 partial sums (two vectors of 4);
+// the last n % 8 by the scalar definition.
+double AddParts(float* g, std::span<float* const> parts, int64_t n, bool squares) {
+  __m256d acc_lo = _mm256_setzero_pd(), acc_hi = _mm256_setzero_pd();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 x = _mm256_loadu_ps(g + i);
+    if (!parts.empty()) {
+      for (float* part : parts) {
+        x = _mm256_add_ps(x, _mm256_loadu_ps(part + i));
+        _mm256_storeu_ps(part + i, _mm256_setzero_ps());
+      }
+      _mm256_storeu_ps(g + i, x);
+    }
+    if (squares) {
+      const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(x));
+      const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1));
+      acc_lo = _mm256_add_pd(acc_lo, _mm256_mul_pd(lo, lo));
+      acc_hi = _mm256_add_pd(acc_hi, _mm256_mul_pd(hi, hi));
+    }
+  }
+  double s[8];
+  _mm256_storeu_pd(s, acc_lo);
+  _mm256_storeu_pd(s + 4, acc_hi);
+  adamw_impl::AddParts(g, parts, i, n, squares, s);
+  return squares ? adamw_impl::Combine8(s) : 0.0;
+}
+
 }  // namespace herd::kernels::avx2

@@ -1,6 +1,7 @@
 // AVX-512 F level of kernels/adamw.h: 16 elements per step (the last, partial one under a mask),
 // the scalar definition's operations lane by lane.
 #include "kernels/adamw.h"
+#include "kernels/adamw_impl.h"
 #include "kernels/immintrin_avx512.h"
 
 namespace herd::kernels::avx512 {
@@ -27,6 +28,34 @@ void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v
     _mm512_mask_storeu_ps(m + i, mask, mi);
     _mm512_mask_storeu_ps(v + i, mask, vi);
   }
+}
+
+// 16 floats per step: the parts added, then the squares of elements 0-7 into the 8 partial sums,
+// then those of 8-15 (the scalar order); the last n % 16 by the scalar definition.
+double AddParts(float* g, std::span<float* const> parts, int64_t n, bool squares) {
+  __m512d acc = _mm512_setzero_pd();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512 x = _mm512_loadu_ps(g + i);
+    if (!parts.empty()) {
+      for (float* part : parts) {
+        x = _mm512_add_ps(x, _mm512_loadu_ps(part + i));
+        _mm512_storeu_ps(part + i, _mm512_setzero_ps());
+      }
+      _mm512_storeu_ps(g + i, x);
+    }
+    if (squares) {
+      const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(x));
+      const __m512d hi =
+          _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+      acc = _mm512_add_pd(acc, _mm512_mul_pd(lo, lo));
+      acc = _mm512_add_pd(acc, _mm512_mul_pd(hi, hi));
+    }
+  }
+  double s[8];
+  _mm512_storeu_pd(s, acc);
+  adamw_impl::AddParts(g, parts, i, n, squares, s);
+  return squares ? adamw_impl::Combine8(s) : 0.0;
 }
 
 }  // namespace herd::kernels::avx512

@@ -23,4 +23,25 @@ inline void Update(const AdamWConstants& k, float* g, float* w, float* m, float*
   }
 }
 
+// AddParts' definition for elements [begin, n) of g, begin a multiple of 8, into the partial sums
+// s[8] (with squares).
+inline void AddParts(float* g, std::span<float* const> parts, int64_t begin, int64_t n,
+                     bool squares, double* s) {
+  for (float* part : parts) {
+    for (int64_t i = begin; i < n; ++i) {
+      g[i] += part[i];
+      part[i] = 0.0f;
+    }
+  }
+  if (!squares) return;
+  int64_t i = begin;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) s[k] += static_cast<double>(g[i + k]) * g[i + k];
+  for (; i < n; ++i) s[0] += static_cast<double>(g[i]) * g[i];
+}
+
+inline double Combine8(const double* s) {
+  return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+}
+
 }  // namespace herd::kernels::adamw_impl

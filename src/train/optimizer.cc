@@ -60,22 +60,10 @@ double AddLaneGrads(std::span<const ParamRef> params, std::span<const std::vecto
   std::vector<double> sums(items.size());
   ParallelFor(pool, items.size(), [&](size_t item, int) {
     const auto [t, begin] = items[item];
-    float* g = params[t].g;
-    const int64_t end = std::min(params[t].n, begin + kBlock);
-    for (const std::vector<ParamRef>& lane : lanes) {
-      float* part = lane[t].g;
-      for (int64_t i = begin; i < end; ++i) {
-        g[i] += part[i];
-        part[i] = 0.0f;
-      }
-    }
-    if (!norm) return;
-    double s[8] = {};
-    int64_t i = begin;
-    for (; i + 8 <= end; i += 8)
-      for (int k = 0; k < 8; ++k) s[k] += static_cast<double>(g[i + k]) * g[i + k];
-    for (; i < end; ++i) s[0] += static_cast<double>(g[i]) * g[i];
-    sums[item] = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+    std::vector<float*> parts;
+    for (const std::vector<ParamRef>& lane : lanes) parts.push_back(lane[t].g + begin);
+    const int64_t n = std::min(params[t].n, begin + kBlock) - begin;
+    sums[item] = kernels::AddParts(params[t].g + begin, parts, n, norm);
   });
   double ss = 0;
   for (double s : sums) ss += s;
