@@ -4,11 +4,15 @@ thread count, in one run; MFU against this machine's fp32 FLOP/s ceiling (bench/
 
     .venv-tools/bin/python bench/train_vs_torch.py [--preset tiny] [--steps 8] [--seq-len 128]
         [--batch-tokens 1024] [--threads 2] [--herd build/apps/herd/herd] [--peak-gflops G]
-        [--text FILE] [--dim D --layers L --heads H --kv-heads K --ffn-dim F] [--vocab V] [--json]
+        [--text FILE] [--dim D --layers L --heads H --kv-heads K --ffn-dim F] [--vocab V]
+        [--rounds 3] [--json]
 
 --dim ... --ffn-dim change the preset's shape (herd train's flags of the same names); --vocab V
 first trains a V-token BPE on the text (`herd tokenizer train`) and uses it instead of Llama 3's
 128,256 tokens, so that the transformer blocks, not the output projection, dominate.
+
+The two sides take turns, --rounds times (herd, PyTorch, herd, ...), so that a noisy spell on this
+shared machine does not land on one side only; each side's figure is the median over its rounds.
 
 Both sides train the same shapes (herd's preset, read back from the config.json of herd's
 checkpoint) on the same token windows (herd's shards of --text, default the GNU coreutils manual
@@ -50,6 +54,7 @@ def parse_args():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--peak-gflops", type=float, help="fp32 ceiling (default: run bench/membw)")
     ap.add_argument("--text", default="/usr/share/info/coreutils.info.gz")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating runs of each side")
     ap.add_argument("--json", action="store_true")
     for flag in ("--dim", "--layers", "--heads", "--kv-heads", "--ffn-dim", "--vocab"):
         ap.add_argument(flag, type=int)
@@ -63,23 +68,24 @@ def run(cmd):
     return r
 
 
-def herd_train(a, tmp):
+def herd_train(a, tmp, round_=0):
     text = tmp / "text.txt"
-    raw = pathlib.Path(a.text).read_bytes()
-    text.write_bytes(gzip.decompress(raw) if a.text.endswith(".gz") else raw)
-    tokenizer = []
-    if a.vocab:
-        run([a.herd, "tokenizer", "train", "--vocab-size", a.vocab, "--out", tmp / "tok.model", text])
-        tokenizer = ["--tokenizer", tmp / "tok.model"]
-    run([a.herd, "data", "tokenize", "--source", "bench", "--license", "GFDL-1.3-or-later",
-         "--provenance", a.text, "--out", tmp / "shards", *tokenizer, text])
+    tokenizer = ["--tokenizer", tmp / "tok.model"] if a.vocab else []
+    if not (tmp / "shards").exists():  # the data, once for all rounds
+        raw = pathlib.Path(a.text).read_bytes()
+        text.write_bytes(gzip.decompress(raw) if a.text.endswith(".gz") else raw)
+        if a.vocab:
+            run([a.herd, "tokenizer", "train", "--vocab-size", a.vocab, "--out", tmp / "tok.model",
+                 text])
+        run([a.herd, "data", "tokenize", "--source", "bench", "--license", "GFDL-1.3-or-later",
+             "--provenance", a.text, "--out", tmp / "shards", *tokenizer, text])
     shape = []
     for flag in ("dim", "layers", "heads", "kv_heads", "ffn_dim"):
         if getattr(a, flag):
             shape += ["--" + flag.replace("_", "-"), getattr(a, flag)]
     (tmp / "mix.json").write_text(json.dumps(
         {"sources": [{"name": "bench", "shards": "shards", "weight": 1}], "seed": 1}))
-    out = tmp / "run"
+    out = tmp / f"run{round_}"
     run([a.herd, "train", "--mix", tmp / "mix.json", "--out", out, "--preset", a.preset,
          "--steps", a.steps, "--seq-len", a.seq_len, "--batch-tokens", a.batch_tokens,
          "--lr", a.lr, "--threads", a.threads, "--log-every", 1000, *shape, *tokenizer])
@@ -146,15 +152,21 @@ def main():
     a = parse_args()
     if a.batch_tokens % a.seq_len:
         sys.exit("--batch-tokens must be a multiple of --seq-len")
+    herd_runs, torch_runs = [], []
     with tempfile.TemporaryDirectory() as d:
-        herd_tps, config, shard, _ = herd_train(a, pathlib.Path(d))
-        torch_tps, cfg, n_params = torch_train(a, config, shard)
+        for r in range(max(1, a.rounds)):
+            tps, config, shard, _ = herd_train(a, pathlib.Path(d), r)
+            herd_runs.append(tps)
+            tps, cfg, n_params = torch_train(a, config, shard)
+            torch_runs.append(tps)
+    herd_tps, torch_tps = statistics.median(herd_runs), statistics.median(torch_runs)
     flops_per_token = 6 * n_params + 6 * cfg["n_layers"] * a.seq_len * cfg["dim"]
     peak = peak_gflops(a) * 1e9
     res = {"preset": a.preset, "threads": a.threads, "seq_len": a.seq_len,
            "batch_tokens": a.batch_tokens, "steps": a.steps, "matmul_params": n_params,
            "flops_per_token": flops_per_token, "peak_gflops": peak / 1e9,
            "herd_tokens_per_second": herd_tps, "torch_tokens_per_second": torch_tps,
+           "herd_rounds": herd_runs, "torch_rounds": torch_runs,
            "ratio": herd_tps / torch_tps,
            "herd_mfu": herd_tps * flops_per_token / peak, "torch_mfu": torch_tps * flops_per_token / peak}
     if a.json:
@@ -163,8 +175,9 @@ def main():
     print(f"{a.preset} (dim {cfg['dim']}, {cfg['n_layers']} layers, ffn {cfg['ffn_dim']}, vocab "
           f"{cfg['vocab_size']}): {n_params / 1e6:.2f}M matmul params, seq {a.seq_len}, {a.batch_tokens} "
           f"tokens/step, {a.threads} threads, fp32 peak {peak / 1e9:.1f} GFLOP/s")
-    print(f"  herd train  {herd_tps:8.1f} tok/s  MFU {res['herd_mfu']:.1%}")
-    print(f"  PyTorch     {torch_tps:8.1f} tok/s  MFU {res['torch_mfu']:.1%}")
+    rounds = lambda runs: ", ".join(f"{x:.0f}" for x in runs)
+    print(f"  herd train  {herd_tps:8.1f} tok/s  MFU {res['herd_mfu']:.1%}  (rounds: {rounds(herd_runs)})")
+    print(f"  PyTorch     {torch_tps:8.1f} tok/s  MFU {res['torch_mfu']:.1%}  (rounds: {rounds(torch_runs)})")
     print(f"  herd / PyTorch = {res['ratio']:.2f}x")
 
 
