@@ -1,6 +1,7 @@
-// kernels/backward.h RMSNormBackwardRows: every ISA level computes the scalar definition's bits
-// (dx and the weight-gradient column sums), for row lengths around the 8-double steps, and the
-// definition agrees with the RMSNorm backward in double.
+// kernels/ops.h RMSNorm and kernels/backward.h RMSNormBackwardRows: every ISA level computes the
+// scalar definition's bits (the forward's output and scale; dx and the weight-gradient column
+// sums), for row lengths around the vector steps, and the definitions agree with RMSNorm and its
+// backward in double.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,6 +17,32 @@ namespace {
 
 using testing::Levels;
 using testing::RandomVec;
+
+TEST(RMSNorm, EveryLevelEqualsScalarAndMatchesFloat64) {
+  for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 64, 130, 4096}) {
+    const size_t size = static_cast<size_t>(n);
+    const std::vector<float> x = RandomVec(size, 11 + n);
+    const std::vector<float> w = RandomVec(size, 12 + n, 0.5f, 1.0f);
+    std::vector<float> want(size);
+    const float want_r = RMSNorm(x.data(), w.data(), n, 1e-5f, want.data(), Isa::kScalar);
+    for (Isa isa : Levels()) {
+      std::vector<float> y(size);
+      const float r = RMSNorm(x.data(), w.data(), n, 1e-5f, y.data(), isa);
+      EXPECT_EQ(0, std::memcmp(&r, &want_r, sizeof(float))) << n << " " << IsaName(isa);
+      EXPECT_EQ(0, std::memcmp(y.data(), want.data(), size * sizeof(float)))
+          << n << " " << IsaName(isa);
+      std::vector<float> in_place = x;  // out may alias x
+      RMSNorm(in_place.data(), w.data(), n, 1e-5f, in_place.data(), isa);
+      EXPECT_EQ(0, std::memcmp(in_place.data(), want.data(), size * sizeof(float))) << n;
+    }
+    double ss = 0;
+    for (float v : x) ss += double{v} * v;
+    const double rd = 1.0 / std::sqrt(ss / n + 1e-5);
+    EXPECT_NEAR(want_r, rd, 1e-6 * rd) << n;
+    for (int64_t j = 0; j < n; ++j)
+      EXPECT_NEAR(want[j], x[j] * rd * w[j], 1e-6 * (1 + std::abs(x[j] * rd * w[j]))) << n;
+  }
+}
 
 TEST(RMSNormBackwardRows, EveryLevelEqualsScalarAndMatchesFloat64) {
   for (int64_t n : {1, 7, 8, 9, 64, 130}) {

@@ -5,15 +5,13 @@
 
 #include "kernels/expsum.h"
 #include "kernels/expsum_impl.h"
+#include "kernels/rms_impl.h"
 
 namespace herd::kernels {
 
-float RMSNorm(const float* x, const float* weight, int64_t n, float eps, float* out) {
-  double ss = 0;
-  for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[i]) * x[i];
-  const float scale = static_cast<float>(1.0 / std::sqrt(ss / n + eps));
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * weight[i];
-  return scale;
+float RMSNorm(const float* x, const float* weight, int64_t n, float eps, float* out, Isa isa) {
+  if (isa >= Isa::kAvx512) return avx512::RMSNorm(x, weight, n, eps, out);
+  return rms_impl::RMSNorm(x, weight, n, eps, out);
 }
 
 void RopeInterleaved(float* x, int n_heads, int head_dim, const float* cos, const float* sin) {

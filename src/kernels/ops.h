@@ -7,10 +7,15 @@
 
 namespace herd::kernels {
 
-// out = x / sqrt(mean(x^2) + eps) * weight (Zhang & Sennrich's RMSNorm); the mean of squares is
-// accumulated in double. out may alias x.
+// out = x / sqrt(mean(x^2) + eps) * weight (Zhang & Sennrich's RMSNorm); the squares are summed
+// in double, element j into partial sum j mod 8, combined by a fixed tree (rms_impl.h), so every
+// ISA level gives the same bits. out may alias x.
 // Returns the scale r the row was multiplied by (the training backward needs it).
+float RMSNorm(const float* x, const float* weight, int64_t n, float eps, float* out,
+              Isa isa = ActiveIsa());
+namespace avx512 {
 float RMSNorm(const float* x, const float* weight, int64_t n, float eps, float* out);
+}  // namespace avx512
 
 // Rotary embedding on interleaved pairs (Meta's layout: (x[2i], x[2i+1]) is rotated by angle
 // pos * inv_freq[i]) for n_heads heads of head_dim floats; cos/sin: [head_dim / 2] for this
