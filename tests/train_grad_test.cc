@@ -197,6 +197,32 @@ TEST(TrainGrad, DeterministicAcrossThreadsAndChunks) {
   EXPECT_LT(WorstRelativeL2(parts, g1), 1e-5);
 }
 
+// With overwrite, ForwardBackward writes the gradient without reading the old contents (here NaN):
+// the bits of adding it to zeros, tied or not; later calls without it add as before.
+TEST(TrainGrad, OverwriteEqualsAddingToZeros) {
+  for (bool tied : {false, true}) {
+    LlamaConfig c = SmallConfig();
+    c.tie_word_embeddings = tied;
+    const Model model = MakeModel(c, 7);
+    const int batch = 2, seq_len = 40;
+    const std::vector<int> stream = Tokens(batch * seq_len + 1, 3, c.vocab_size);
+    const std::vector<int> inputs(stream.begin(), stream.end() - 1);
+    const std::vector<int> targets(stream.begin() + 1, stream.end());
+    const TokenBatch b{batch, seq_len, inputs, targets};
+    ThreadPool pool(2);
+    LlamaGrads added = MakeGrads(c), written = MakeGrads(c);
+    ForEachTensor(written, [](TensorId, GradTensor& t) {
+      std::fill(t.data.begin(), t.data.end(), std::nanf(""));
+    });
+    ASSERT_TRUE(ForwardBackward(model, b, 0.01f, &added, &pool).ok());
+    ASSERT_TRUE(ForwardBackward(model, b, 0.01f, &written, &pool, /*overwrite=*/true).ok());
+    ExpectSameBits(added, written);
+    ASSERT_TRUE(ForwardBackward(model, b, 0.01f, &added, &pool).ok());
+    ASSERT_TRUE(ForwardBackward(model, b, 0.01f, &written, &pool).ok());
+    ExpectSameBits(added, written);
+  }
+}
+
 // Packing (TokenBatch::doc_starts): documents A and B of 24 tokens packed into one row of 48, cut
 // at 24, against the same 48 tokens and targets as two rows of 24. Bit for bit: the cut turns the
 // packed row into exactly the two sequences the unpacked batch runs (same rows in the same order,

@@ -4,14 +4,14 @@
 
 namespace herd::kernels {
 
-void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v, int64_t n,
+void AdamWUpdate(const AdamWConstants& k, const float* g, float* w, float* m, float* v, int64_t n,
                  Isa isa) {
   if (isa >= Isa::kAvx512) return avx512::AdamWUpdate(k, g, w, m, v, n);
   if (isa >= Isa::kAvx2) return avx2::AdamWUpdate(k, g, w, m, v, n);
   adamw_impl::Update(k, g, w, m, v, 0, n);
 }
 
-double AddParts(float* g, std::span<float* const> parts, int64_t n, bool squares, Isa isa) {
+double AddParts(float* g, std::span<const float* const> parts, int64_t n, bool squares, Isa isa) {
   if (isa >= Isa::kAvx512) return avx512::AddParts(g, parts, n, squares);
   if (isa >= Isa::kAvx2) return avx2::AddParts(g, parts, n, squares);
   double s[8] = {};

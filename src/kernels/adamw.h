@@ -20,29 +20,28 @@ namespace herd::kernels {
 struct AdamWConstants {
   float b1 = 0, c1 = 0, b2 = 0, c2 = 0, inv_bc2 = 0, eps = 0, step = 0, decay = 1;
   float grad_scale = 1;
-  bool zero_grad = false;  // g = 0 once read (the gradient buffer ready for the next step)
 };
 
-// Updates w, m, v [n] in place from the gradient g [n] (zeroed when k.zero_grad).
-void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v, int64_t n,
+// Updates w, m, v [n] in place from the gradient g [n].
+void AdamWUpdate(const AdamWConstants& k, const float* g, float* w, float* m, float* v, int64_t n,
                  Isa isa = ActiveIsa());
 
 // Gradients accumulated in separate buffers folded into g (train/optimizer.h AddLaneGrads):
-// g[i] += parts[0][i], then += parts[1][i], ..., each parts[p][i] zeroed. With squares, returns
+// g[i] += parts[0][i], then += parts[1][i], .... With squares, returns
 // the sum of the new g[i]^2 in double: 8 partial sums, s[i mod 8] over the groups of 8 from g's
 // first element and the elements after the last full group into s[0], combined as
 // ((s0 + s4) + (s1 + s5)) + ((s2 + s6) + (s3 + s7)); a float's square is exact in double, so every
 // level gives the same value. Else returns 0.
-double AddParts(float* g, std::span<float* const> parts, int64_t n, bool squares,
+double AddParts(float* g, std::span<const float* const> parts, int64_t n, bool squares,
                 Isa isa = ActiveIsa());
 
 namespace avx2 {
-void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v, int64_t n);
-double AddParts(float* g, std::span<float* const> parts, int64_t n, bool squares);
+void AdamWUpdate(const AdamWConstants& k, const float* g, float* w, float* m, float* v, int64_t n);
+double AddParts(float* g, std::span<const float* const> parts, int64_t n, bool squares);
 }  // namespace avx2
 namespace avx512 {
-void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v, int64_t n);
-double AddParts(float* g, std::span<float* const> parts, int64_t n, bool squares);
+void AdamWUpdate(const AdamWConstants& k, const float* g, float* w, float* m, float* v, int64_t n);
+double AddParts(float* g, std::span<const float* const> parts, int64_t n, bool squares);
 }  // namespace avx512
 
 }  // namespace herd::kernels

@@ -7,7 +7,7 @@
 
 namespace herd::kernels::avx2 {
 
-void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v, int64_t n) {
+void AdamWUpdate(const AdamWConstants& k, const float* g, float* w, float* m, float* v, int64_t n) {
   const __m256 b1 = _mm256_set1_ps(k.b1), c1 = _mm256_set1_ps(k.c1);
   const __m256 b2 = _mm256_set1_ps(k.b2), c2 = _mm256_set1_ps(k.c2);
   const __m256 inv_bc2 = _mm256_set1_ps(k.inv_bc2), eps = _mm256_set1_ps(k.eps);
@@ -16,7 +16,6 @@ void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     const __m256 gi = _mm256_mul_ps(_mm256_loadu_ps(g + i), grad_scale);
-    if (k.zero_grad) _mm256_storeu_ps(g + i, _mm256_setzero_ps());
     const __m256 mi = _mm256_fmadd_ps(b1, _mm256_loadu_ps(m + i), _mm256_mul_ps(c1, gi));
     const __m256 vi =
         _mm256_fmadd_ps(b2, _mm256_loadu_ps(v + i), _mm256_mul_ps(_mm256_mul_ps(c2, gi), gi));
@@ -31,16 +30,13 @@ void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v
 
 // 8 floats per step: the parts added, then the squares into the 8 partial sums (two vectors of 4);
 // the last n % 8 by the scalar definition.
-double AddParts(float* g, std::span<float* const> parts, int64_t n, bool squares) {
+double AddParts(float* g, std::span<const float* const> parts, int64_t n, bool squares) {
   __m256d acc_lo = _mm256_setzero_pd(), acc_hi = _mm256_setzero_pd();
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     __m256 x = _mm256_loadu_ps(g + i);
     if (!parts.empty()) {
-      for (float* part : parts) {
-        x = _mm256_add_ps(x, _mm256_loadu_ps(part + i));
-        _mm256_storeu_ps(part + i, _mm256_setzero_ps());
-      }
+      for (const float* part : parts) x = _mm256_add_ps(x, _mm256_loadu_ps(part + i));
       _mm256_storeu_ps(g + i, x);
     }
     if (squares) {

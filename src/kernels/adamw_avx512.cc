@@ -6,7 +6,7 @@
 
 namespace herd::kernels::avx512 {
 
-void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v, int64_t n) {
+void AdamWUpdate(const AdamWConstants& k, const float* g, float* w, float* m, float* v, int64_t n) {
   const __m512 b1 = _mm512_set1_ps(k.b1), c1 = _mm512_set1_ps(k.c1);
   const __m512 b2 = _mm512_set1_ps(k.b2), c2 = _mm512_set1_ps(k.c2);
   const __m512 inv_bc2 = _mm512_set1_ps(k.inv_bc2), eps = _mm512_set1_ps(k.eps);
@@ -16,7 +16,6 @@ void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v
     const __mmask16 mask =
         n - i >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (n - i)) - 1);
     const __m512 gi = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, g + i), grad_scale);
-    if (k.zero_grad) _mm512_mask_storeu_ps(g + i, mask, _mm512_setzero_ps());
     const __m512 mi =
         _mm512_fmadd_ps(b1, _mm512_maskz_loadu_ps(mask, m + i), _mm512_mul_ps(c1, gi));
     const __m512 vi = _mm512_fmadd_ps(b2, _mm512_maskz_loadu_ps(mask, v + i),
@@ -32,16 +31,13 @@ void AdamWUpdate(const AdamWConstants& k, float* g, float* w, float* m, float* v
 
 // 16 floats per step: the parts added, then the squares of elements 0-7 into the 8 partial sums,
 // then those of 8-15 (the scalar order); the last n % 16 by the scalar definition.
-double AddParts(float* g, std::span<float* const> parts, int64_t n, bool squares) {
+double AddParts(float* g, std::span<const float* const> parts, int64_t n, bool squares) {
   __m512d acc = _mm512_setzero_pd();
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
     __m512 x = _mm512_loadu_ps(g + i);
     if (!parts.empty()) {
-      for (float* part : parts) {
-        x = _mm512_add_ps(x, _mm512_loadu_ps(part + i));
-        _mm512_storeu_ps(part + i, _mm512_setzero_ps());
-      }
+      for (const float* part : parts) x = _mm512_add_ps(x, _mm512_loadu_ps(part + i));
       _mm512_storeu_ps(g + i, x);
     }
     if (squares) {

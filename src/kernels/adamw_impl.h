@@ -9,11 +9,10 @@
 
 namespace herd::kernels::adamw_impl {
 
-inline void Update(const AdamWConstants& k, float* g, float* w, float* m, float* v, int64_t begin,
-                   int64_t n) {
+inline void Update(const AdamWConstants& k, const float* g, float* w, float* m, float* v,
+                   int64_t begin, int64_t n) {
   for (int64_t i = begin; i < n; ++i) {
     const float gi = g[i] * k.grad_scale;
-    if (k.zero_grad) g[i] = 0.0f;
     const float mi = std::fma(k.b1, m[i], k.c1 * gi);
     const float vi = std::fma(k.b2, v[i], (k.c2 * gi) * gi);
     const float d = std::fma(std::sqrt(vi), k.inv_bc2, k.eps);
@@ -25,14 +24,10 @@ inline void Update(const AdamWConstants& k, float* g, float* w, float* m, float*
 
 // AddParts' definition for elements [begin, n) of g, begin a multiple of 8, into the partial sums
 // s[8] (with squares).
-inline void AddParts(float* g, std::span<float* const> parts, int64_t begin, int64_t n,
+inline void AddParts(float* g, std::span<const float* const> parts, int64_t begin, int64_t n,
                      bool squares, double* s) {
-  for (float* part : parts) {
-    for (int64_t i = begin; i < n; ++i) {
-      g[i] += part[i];
-      part[i] = 0.0f;
-    }
-  }
+  for (const float* part : parts)
+    for (int64_t i = begin; i < n; ++i) g[i] += part[i];
   if (!squares) return;
   int64_t i = begin;
   for (; i + 8 <= n; i += 8)

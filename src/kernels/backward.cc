@@ -261,7 +261,7 @@ void AttentionBackward(const float* q, const float* k, const float* v, const flo
 }
 
 void MatMulBackward(const MatView& w, const float* x, const float* dy, int64_t m, float* dx,
-                    float* dw, ThreadPool* pool, bool accumulate_dx) {
+                    float* dw, ThreadPool* pool, bool accumulate_dx, bool accumulate_dw) {
   CHECK(w.dtype == DType::kF32);
   const int64_t n = w.rows, k = w.cols;
   const StridedMat w_rows{reinterpret_cast<const float*>(w.data),
@@ -269,7 +269,7 @@ void MatMulBackward(const MatView& w, const float* x, const float* dy, int64_t m
   // dx [m, k] = dy [m, n] w [n, k]
   if (dx) Gemm(m, k, n, StridedMat{dy, n, 1}, w_rows, dx, k, accumulate_dx, pool);
   // dw [n, k] += dy^T [n, m] x [m, k]
-  Gemm(n, k, m, StridedMat{dy, 1, n}, StridedMat{x, k, 1}, dw, k, true, pool);
+  Gemm(n, k, m, StridedMat{dy, 1, n}, StridedMat{x, k, 1}, dw, k, accumulate_dw, pool);
 }
 
 }  // namespace herd::kernels

@@ -64,12 +64,13 @@ void AttentionBackward(const float* q, const float* k, const float* v, const flo
 
 // MatMul backward for float32 weights w [n, k] applied to x [m, k] (y = x w^T, dy [m, n]):
 //   dx = dy w      ([m, k]; written, or added to with accumulate_dx; skipped when dx is null)
-//   dw += dy^T x   ([n, k]; added to)
+//   dw += dy^T x   ([n, k]; added to, or written without accumulate_dw)
 // Both products run through kernels/gemm.h (as the forward's float32 MatMul does), reading the
 // operands in place through strides; every element is one FMA chain, whatever the thread count.
 // Accumulating dx continues each element's FMA chain from its old value (the input gradient of
 // several products of the same x, e.g. w1 and w3, without a separate sum).
 void MatMulBackward(const MatView& w, const float* x, const float* dy, int64_t m, float* dx,
-                    float* dw, ThreadPool* pool, bool accumulate_dx = false);
+                    float* dw, ThreadPool* pool, bool accumulate_dx = false,
+                    bool accumulate_dw = true);
 
 }  // namespace herd::kernels

@@ -44,12 +44,13 @@ struct Segment {
 constexpr int64_t kRowsPerItem = 16;
 
 // RMSNorm of each row of x [rows, n] with `weight` (scale: the forward's row scales), backward:
-// dx += the input's gradient (so the residual stream's gradient collects it), dweight += sum over
-// rows of dy * x * r: each block of kRowsPerItem rows sums its rows in order (in double, while
-// they are in cache), then the blocks are added in order. Fixed blocks: the same bits at any
-// thread count.
+// dx += the input's gradient (so the residual stream's gradient collects it), dweight += (or, with
+// overwrite, =) sum over rows of dy * x * r: each block of kRowsPerItem rows sums its rows in
+// order (in double, while they are in cache), then the blocks are added in order. Fixed blocks:
+// the same bits at any thread count.
 void NormBackward(const float* x, const Weight& weight, const float* scale, const float* dy,
-                  int64_t rows, int64_t n, float* dx, float* dweight, ThreadPool* pool) {
+                  int64_t rows, int64_t n, float* dx, float* dweight, bool overwrite,
+                  ThreadPool* pool) {
   const int64_t blocks = (rows + kRowsPerItem - 1) / kRowsPerItem;
   std::vector<double> partial(blocks * n, 0.0);
   ParallelFor(pool, static_cast<size_t>(blocks), [&](size_t block, int) {
@@ -61,13 +62,15 @@ void NormBackward(const float* x, const Weight& weight, const float* scale, cons
   for (int64_t c = 0; c < n; ++c) {
     double sum = 0;
     for (int64_t b = 0; b < blocks; ++b) sum += partial[b * n + c];
-    dweight[c] += static_cast<float>(sum);
+    dweight[c] = overwrite ? static_cast<float>(sum) : dweight[c] + static_cast<float>(sum);
   }
 }
 
-// dres holds the gradient of the layer's output; on return, of its input x.
+// dres holds the gradient of the layer's output; on return, of its input x. The weights'
+// gradients are added to *g, or written with overwrite.
 void LayerBackward(const Model& model, int layer, std::span<const Segment> segs, Scratch* s,
-                   LayerGrads* g, ThreadPool* pool) {
+                   LayerGrads* g, bool overwrite, ThreadPool* pool) {
+  const bool add = !overwrite;
   const LlamaConfig& c = model.config;
   const LayerWeights& w = model.weights.layers[layer];
   const LayerTape& t = s->tape.layers[layer];
@@ -77,7 +80,8 @@ void LayerBackward(const Model& model, int layer, std::span<const Segment> segs,
   float* dres = s->dres.data();
 
   // Feed-forward: x_out = h + w2(silu(w1 xn) * w3 xn), xn = RMSNorm(h) * ffn_norm.
-  kernels::MatMulBackward(w.w2.mat(), t.act.data(), dres, rows, s->dact.data(), g->w2.f32(), pool);
+  kernels::MatMulBackward(w.w2.mat(), t.act.data(), dres, rows, s->dact.data(), g->w2.f32(), pool,
+                          false, add);
   ParallelForBlocks(pool, rows, kRowsPerItem, [&](int64_t r) {
     const int64_t at = r * c.ffn_dim;
     kernels::SwiGLUBackward(&t.gate[at], &t.up[at], &s->dact[at], c.ffn_dim, &s->dgate[at],
@@ -85,14 +89,15 @@ void LayerBackward(const Model& model, int layer, std::span<const Segment> segs,
   });
   // dxn = dgate w1 + dup w3: the second product accumulates onto the first.
   kernels::MatMulBackward(w.w1.mat(), t.xn_ffn.data(), s->dgate.data(), rows, s->dxn.data(),
-                          g->w1.f32(), pool);
+                          g->w1.f32(), pool, false, add);
   kernels::MatMulBackward(w.w3.mat(), t.xn_ffn.data(), s->dup.data(), rows, s->dxn.data(),
-                          g->w3.f32(), pool, /*accumulate_dx=*/true);
+                          g->w3.f32(), pool, /*accumulate_dx=*/true, add);
   NormBackward(t.h.data(), w.ffn_norm, t.ffn_scale.data(), s->dxn.data(), rows, c.dim, dres,
-               g->ffn_norm.f32(), pool);
+               g->ffn_norm.f32(), overwrite, pool);
 
   // Attention: h = x + wo(Attention(rope(wq xn), rope(wk xn), wv xn)), xn = RMSNorm(x) * attn_norm.
-  kernels::MatMulBackward(w.wo.mat(), t.att.data(), dres, rows, s->datt.data(), g->wo.f32(), pool);
+  kernels::MatMulBackward(w.wo.mat(), t.att.data(), dres, rows, s->datt.data(), g->wo.f32(), pool,
+                          false, add);
   const kernels::AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
   // Per segment: its keys and values are its own, so no gradient flows between segments.
   ParallelForBlocks(pool, static_cast<int64_t>(segs.size()) * c.n_kv_heads, 1, [&](int64_t item) {
@@ -110,13 +115,13 @@ void LayerBackward(const Model& model, int layer, std::span<const Segment> segs,
     kernels::RopeInterleavedBackward(&s->dk[r * kv], c.n_kv_heads, c.head_dim, cos, sin);
   });
   kernels::MatMulBackward(w.wq.mat(), t.xn_attn.data(), s->dq.data(), rows, s->dxn.data(),
-                          g->wq.f32(), pool);
+                          g->wq.f32(), pool, false, add);
   kernels::MatMulBackward(w.wk.mat(), t.xn_attn.data(), s->dk.data(), rows, s->dxn.data(),
-                          g->wk.f32(), pool, /*accumulate_dx=*/true);
+                          g->wk.f32(), pool, /*accumulate_dx=*/true, add);
   kernels::MatMulBackward(w.wv.mat(), t.xn_attn.data(), s->dv.data(), rows, s->dxn.data(),
-                          g->wv.f32(), pool, /*accumulate_dx=*/true);
+                          g->wv.f32(), pool, /*accumulate_dx=*/true, add);
   NormBackward(t.x.data(), w.attn_norm, t.attn_scale.data(), s->dxn.data(), rows, c.dim, dres,
-               g->attn_norm.f32(), pool);
+               g->attn_norm.f32(), overwrite, pool);
 }
 
 Status CheckBatch(const Model& model, const TokenBatch& b) {
@@ -183,11 +188,12 @@ constexpr int64_t kLossRows = 256;
 // (OutputLogits) and each row's cross-entropy in s->row_loss. With d_out (ForwardBackward), also
 // the output projection's backward for those rows: scale * dlogits replace the logits, the final
 // norm's output gradient goes to s->dxn and d_out += dlogits^T xn_final (rows in order, one FMA
-// chain per element, as one product over all rows). The loss is summed in row order, so it does
-// not depend on the thread count or on which of the two ran.
+// chain per element, as one product over all rows; with overwrite, the first block writes d_out).
+// The loss is summed in row order, so it does not depend on the thread count or on which of the
+// two ran.
 Result<LossSum> ForwardAndLoss(const Model& model, const TokenBatch& b,
-                               std::span<const Segment> segs, float scale, float* d_out, Scratch* s,
-                               ThreadPool* pool) {
+                               std::span<const Segment> segs, float scale, float* d_out,
+                               bool overwrite, Scratch* s, ThreadPool* pool) {
   HERD_RETURN_IF_ERROR(ForwardRecord(model, Sequences(b, segs), &s->tape, pool));
   const int vocab = model.config.vocab_size, dim = model.config.dim;
   const int64_t rows = s->tape.rows;
@@ -205,7 +211,7 @@ Result<LossSum> ForwardAndLoss(const Model& model, const TokenBatch& b,
     });
     if (d_out) {
       kernels::MatMulBackward(model.weights.output.mat(), xn, s->logits.data(), n,
-                              &s->dxn[r0 * dim], d_out, pool);
+                              &s->dxn[r0 * dim], d_out, pool, false, !(overwrite && r0 == 0));
     }
   }
   LossSum loss;
@@ -238,7 +244,7 @@ double CrossEntropy(const float* logits, int vocab, int target, float scale, flo
 }
 
 Result<LossSum> ForwardBackward(const Model& model, const TokenBatch& b, float grad_scale,
-                                LlamaGrads* grads, ThreadPool* pool) {
+                                LlamaGrads* grads, ThreadPool* pool, bool overwrite) {
   HERD_RETURN_IF_ERROR(CheckBatch(model, b));
   const LlamaConfig& c = model.config;
   bool all_f32 = true;
@@ -249,7 +255,7 @@ Result<LossSum> ForwardBackward(const Model& model, const TokenBatch& b, float g
   const std::vector<Segment> segs = Segments(b);
   // The forward, the cross-entropy and the output projection's backward (into s.dxn, d_out).
   GradTensor& d_out = grads->tied ? grads->tok_embeddings : grads->output;
-  auto loss = ForwardAndLoss(model, b, segs, grad_scale, d_out.f32(), &s, pool);
+  auto loss = ForwardAndLoss(model, b, segs, grad_scale, d_out.f32(), overwrite, &s, pool);
   if (!loss.ok()) return loss.status();
   const int64_t rows = s.tape.rows;
   const int64_t q_dim = int64_t{c.n_heads} * c.head_dim, kv = int64_t{c.n_kv_heads} * c.head_dim;
@@ -261,13 +267,15 @@ Result<LossSum> ForwardBackward(const Model& model, const TokenBatch& b, float g
   // Final norm.
   std::fill_n(s.dres.data(), rows * c.dim, 0.0f);
   NormBackward(s.tape.x_final.data(), model.weights.norm, s.tape.final_scale.data(), s.dxn.data(),
-               rows, c.dim, s.dres.data(), grads->norm.f32(), pool);
+               rows, c.dim, s.dres.data(), grads->norm.f32(), overwrite, pool);
 
   for (int layer = c.n_layers - 1; layer >= 0; --layer)
-    LayerBackward(model, layer, segs, &s, &grads->layers[layer], pool);
+    LayerBackward(model, layer, segs, &s, &grads->layers[layer], overwrite, pool);
 
-  // Embedding: rows in order, so repeated tokens sum deterministically.
+  // Embedding: rows in order, so repeated tokens sum deterministically. (Tied, the output
+  // projection's backward has written or added to it already.)
   float* d_emb = grads->tok_embeddings.f32();
+  if (overwrite && !grads->tied) std::fill_n(d_emb, grads->tok_embeddings.numel(), 0.0f);
   for (int64_t r = 0; r < rows; ++r)
     kernels::Add(d_emb + int64_t{b.inputs[r]} * c.dim, &s.dres[r * c.dim], c.dim);
   return *loss;
@@ -275,7 +283,8 @@ Result<LossSum> ForwardBackward(const Model& model, const TokenBatch& b, float g
 
 Result<LossSum> ForwardLoss(const Model& model, const TokenBatch& b, ThreadPool* pool) {
   HERD_RETURN_IF_ERROR(CheckBatch(model, b));
-  return ForwardAndLoss(model, b, Segments(b), 0.0f, /*d_out=*/nullptr, &ThreadScratch(), pool);
+  return ForwardAndLoss(model, b, Segments(b), 0.0f, /*d_out=*/nullptr, false, &ThreadScratch(),
+                        pool);
 }
 
 }  // namespace herd

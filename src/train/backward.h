@@ -43,10 +43,12 @@ struct LossSum {
 };
 
 // The batch's loss, and grad_scale * d(loss.sum)/d(weights) added to *grads (for a mean over the
-// tokens of an optimizer step, grad_scale = 1 / its target count). The model's weights must be
-// float32 (MakeTrainableModel).
+// tokens of an optimizer step, grad_scale = 1 / its target count), or with overwrite written
+// there: the old contents are then never read (no zeroing before a step's first micro-batch, and
+// the weight gradients' products start their FMA chains from 0 instead of loading them). The
+// model's weights must be float32 (MakeTrainableModel).
 Result<LossSum> ForwardBackward(const Model& model, const TokenBatch& batch, float grad_scale,
-                                LlamaGrads* grads, ThreadPool* pool);
+                                LlamaGrads* grads, ThreadPool* pool, bool overwrite = false);
 
 // The loss alone (validation, finite differences): the same forward (ForwardRecord over the same
 // segments) and the same cross-entropy sums as ForwardBackward, so the same loss bit for bit.

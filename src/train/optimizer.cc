@@ -60,7 +60,7 @@ double AddLaneGrads(std::span<const ParamRef> params, std::span<const std::vecto
   std::vector<double> sums(items.size());
   ParallelFor(pool, items.size(), [&](size_t item, int) {
     const auto [t, begin] = items[item];
-    std::vector<float*> parts;
+    std::vector<const float*> parts;
     for (const std::vector<ParamRef>& lane : lanes) parts.push_back(lane[t].g + begin);
     const int64_t n = std::min(params[t].n, begin + kBlock) - begin;
     sums[item] = kernels::AddParts(params[t].g + begin, parts, n, norm);
@@ -89,8 +89,7 @@ double ClipGradNorm(std::span<const ParamRef> params, double max_norm, ThreadPoo
   return norm;
 }
 
-void AdamW::Step(std::span<const ParamRef> params, double lr, ThreadPool* pool, float grad_scale,
-                 bool zero_grads) {
+void AdamW::Step(std::span<const ParamRef> params, double lr, ThreadPool* pool, float grad_scale) {
   if (m_.empty()) {
     for (const ParamRef& p : params) {
       m_.emplace_back(p.n, 0.0f);
@@ -108,7 +107,7 @@ void AdamW::Step(std::span<const ParamRef> params, double lr, ThreadPool* pool, 
   k.b2 = static_cast<float>(o.beta2), k.c2 = static_cast<float>(1.0 - o.beta2);
   k.inv_bc2 = static_cast<float>(1.0 / bc2_sqrt), k.eps = static_cast<float>(o.eps);
   k.step = static_cast<float>(lr / bc1);
-  k.grad_scale = grad_scale, k.zero_grad = zero_grads;
+  k.grad_scale = grad_scale;
   const float decay = static_cast<float>(1.0 - lr * o.weight_decay);
   // Work items: blocks of elements of every tensor (each element is independent).
   for (size_t t = 0; t < params.size(); ++t)

@@ -54,8 +54,8 @@ std::vector<ParamRef> ParamRefs(const LlamaWeights& weights, LlamaGrads* grads);
 double GradNorm(std::span<const ParamRef> params, ThreadPool* pool = nullptr);
 
 // Adds the gradients of each of `lanes` (ParamRefs of the same tensors, train/trainer.h) onto
-// params', lane after lane, and zeroes them; in the same pass over memory, with norm, the
-// GradNorm of the sums (the same value), else returns 0.
+// params', lane after lane; in the same pass over memory, with norm, the GradNorm of the sums
+// (the same value), else returns 0.
 double AddLaneGrads(std::span<const ParamRef> params, std::span<const std::vector<ParamRef>> lanes,
                     bool norm, ThreadPool* pool = nullptr);
 
@@ -71,12 +71,10 @@ class AdamW {
  public:
   explicit AdamW(AdamWOptions options = {}) : options_(options) {}
 
-  // One update with learning rate lr from the gradients times grad_scale (clipping's factor),
-  // which are zeroed when zero_grads (ready for the next step's sums; one pass over them fewer).
-  // The first call sizes the moments (zeros) from `params`; later calls must pass the same tensors
-  // in the same order.
-  void Step(std::span<const ParamRef> params, double lr, ThreadPool* pool, float grad_scale = 1.0f,
-            bool zero_grads = false);
+  // One update with learning rate lr from the gradients times grad_scale (clipping's factor). The
+  // first call sizes the moments (zeros) from `params`; later calls must pass the same tensors in
+  // the same order.
+  void Step(std::span<const ParamRef> params, double lr, ThreadPool* pool, float grad_scale = 1.0f);
 
   const AdamWOptions& options() const { return options_; }
   int64_t steps() const { return steps_; }

@@ -216,13 +216,6 @@ Result<StepResult> Trainer::Step() {
   const TrainOptions& o = options_;
   const int64_t n_micro = o.batch_tokens / world_size_ / o.micro_batch_tokens;
   const float scale = 1.0f / static_cast<float>(o.batch_tokens);
-  // The gradients are zeroed by the last step's update, the other lanes' as they are summed
-  // (below): again here only after a step that failed midway.
-  if (!grads_zero_) {
-    ZeroGrads(&grads_);
-    for (LlamaGrads& g : lane_grads_) ZeroGrads(&g);
-  }
-  grads_zero_ = false;
   const int lanes = o.lanes;
   std::vector<Result<LossSum>> lane_loss(static_cast<size_t>(lanes), LossSum{});
   double loss_sum = 0;
@@ -247,17 +240,17 @@ Result<StepResult> Trainer::Step() {
       const TokenBatch tb{per_lane, b.seq_len, in.subspan(l * lane_tokens, lane_tokens),
                           tg.subspan(l * lane_tokens, lane_tokens),
                           starts.empty() ? starts : starts.subspan(l * per_lane, per_lane)};
+      // The step's first micro-batch writes the gradients (no zeroing), later ones add to them.
       lane_loss[l] = ForwardBackward(model_, tb, scale, l == 0 ? &grads_ : &lane_grads_[l - 1],
-                                     lane_pools_[l].get());
+                                     lane_pools_[l].get(), /*overwrite=*/micro == 0);
     });
     for (const auto& loss : lane_loss) {
       if (!loss.ok()) return loss.status();
       loss_sum += loss->sum;
     }
   }
-  // The lanes' gradients added onto lane 0's in lane order (and zeroed for the next step), and,
-  // in one process, the norm in the same pass; then the update with clipping's factor, which
-  // zeroes the gradients for the next step: two passes over the gradients in all.
+  // The lanes' gradients added onto lane 0's in lane order and, in one process, the norm in the
+  // same pass; then the update with clipping's factor: two passes over the gradients in all.
   StepResult r;
   r.grad_norm = AddLaneGrads(params_, lane_params_, /*norm=*/world_size_ == 1, pool_);
   if (world_size_ > 1) {
@@ -268,8 +261,7 @@ Result<StepResult> Trainer::Step() {
   dist::AllReduceSum(&loss_sum, 1);
   const double coef = o.clip > 0 ? ClipCoefficient(r.grad_norm, o.clip) : 1.0;
   r.lr = o.schedule.At(step_);
-  optimizer_.Step(params_, r.lr, pool_, static_cast<float>(coef), /*zero_grads=*/true);
-  grads_zero_ = true;
+  optimizer_.Step(params_, r.lr, pool_, static_cast<float>(coef));
   r.step = ++step_;
   r.loss = loss_sum / static_cast<double>(o.batch_tokens);
   r.tokens_seen = tokens_seen_ += o.batch_tokens;

@@ -113,7 +113,6 @@ class Trainer {
   LlamaGrads grads_;                                     // lane 0's, then the step's sum
   std::vector<LlamaGrads> lane_grads_;                   // lanes 1, 2, ...
   std::vector<std::vector<ParamRef>> lane_params_;       // their ParamRefs
-  bool grads_zero_ = true;                               // grads_ and lane_grads_ are all zeros
   std::vector<std::unique_ptr<ThreadPool>> lane_pools_;  // each lane's threads (null: inline)
   std::vector<ParamRef> params_;
   AdamW optimizer_;
