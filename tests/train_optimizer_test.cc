@@ -29,11 +29,9 @@ TEST(TrainOptimizer, ScheduleByHand) {
 TEST(TrainOptimizer, ClipByHand) {
   std::vector<float> w = {0, 0}, g = {3, 4};
   const ParamRef p[] = {{&w[0], &g[0], 1, true}, {&w[1], &g[1], 1, false}};
-  EXPECT_DOUBLE_EQ(ClipGradNorm(p, 10.0), 5.0);  // under the limit: unchanged
-  EXPECT_EQ(g[0], 3.0f);
-  EXPECT_DOUBLE_EQ(ClipGradNorm(p, 1.0), 5.0);
-  EXPECT_NEAR(g[0], 0.6, 1e-6);
-  EXPECT_NEAR(g[1], 0.8, 1e-6);
+  EXPECT_DOUBLE_EQ(GradNorm(p), 5.0);
+  EXPECT_DOUBLE_EQ(ClipCoefficient(5.0, 10.0), 1.0);  // under the limit: unchanged
+  EXPECT_NEAR(ClipCoefficient(5.0, 1.0), 0.2, 1e-7);  // 1 / (5 + 1e-6)
 }
 
 // First step: m_hat = g, v_hat = g^2, so the update is lr * g / (|g| + eps) = lr * sign(g), after
@@ -63,11 +61,12 @@ TEST(TrainOptimizer, MatchesTorchAdamW) {
     std::vector<float> gv = testing::FormulaTensor(seed, 3 + 2 * step, {8});
     for (float& x : gv) x -= 1.0f;  // exact: the formula's vectors are 1 + u / 4
     const ParamRef p[] = {{mat.data(), gm.data(), 48, true}, {vec.data(), gv.data(), 8, false}};
-    const double norm = ClipGradNorm(p, a["clip"]);
+    // As the trainer: the norm, then the update with clipping's factor.
+    const double norm = GradNorm(p);
     EXPECT_NEAR(norm, a["norms"][step].get<double>(), 1e-6 * norm);
     const double lr = sched.At(step);
     EXPECT_NEAR(lr, a["lrs"][step].get<double>(), 1e-15);
-    opt.Step(p, lr, nullptr);
+    opt.Step(p, lr, nullptr, static_cast<float>(ClipCoefficient(norm, a["clip"])));
   }
   double worst = 0;
   for (int i = 0; i < 48; ++i)
@@ -102,8 +101,8 @@ TEST(TrainOptimizer, TrainingStepsMatchTorch) {
     const double ref = s["losses"][step];
     EXPECT_NEAR(loss->mean(), ref, 1e-5 * ref) << "step " << step;
     std::printf("step %d: loss %.9f, torch float64 %.9f\n", step, loss->mean(), ref);
-    ClipGradNorm(params, s["clip"]);
-    opt.Step(params, sched.At(step), &pool);
+    const double norm = GradNorm(params, &pool);
+    opt.Step(params, sched.At(step), &pool, static_cast<float>(ClipCoefficient(norm, s["clip"])));
   }
 }
 

@@ -34,7 +34,7 @@ std::vector<ParamRef> ParamRefs(const LlamaWeights& weights, LlamaGrads* grads) 
 
 namespace {
 
-constexpr int64_t kBlock = 16384;  // elements per work item (GradNorm, ClipGradNorm, AdamW)
+constexpr int64_t kBlock = 16384;  // elements per work item (AddLaneGrads, AdamW)
 
 // (tensor, first element) of every block of every tensor, in order.
 std::vector<std::pair<size_t, int64_t>> Blocks(std::span<const ParamRef> params) {
@@ -72,21 +72,6 @@ double AddLaneGrads(std::span<const ParamRef> params, std::span<const std::vecto
 
 double ClipCoefficient(double norm, double max_norm) {
   return std::min(1.0, max_norm / (norm + 1e-6));
-}
-
-double ClipGradNorm(std::span<const ParamRef> params, double max_norm, ThreadPool* pool) {
-  const double norm = GradNorm(params, pool);
-  const float coef = static_cast<float>(ClipCoefficient(norm, max_norm));
-  if (coef < 1.0f) {
-    const auto items = Blocks(params);
-    ParallelFor(pool, items.size(), [&](size_t item, int) {
-      const auto [t, begin] = items[item];
-      float* g = params[t].g;
-      for (int64_t i = begin, end = std::min(params[t].n, begin + kBlock); i < end; ++i)
-        g[i] *= coef;
-    });
-  }
-  return norm;
 }
 
 void AdamW::Step(std::span<const ParamRef> params, double lr, ThreadPool* pool, float grad_scale) {

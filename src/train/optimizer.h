@@ -60,12 +60,9 @@ double AddLaneGrads(std::span<const ParamRef> params, std::span<const std::vecto
                     bool norm, ThreadPool* pool = nullptr);
 
 // As torch.nn.utils.clip_grad_norm_: the factor min(1, max_norm / (norm + 1e-6)) that gradients
-// of global norm `norm` are multiplied by (in float32, as torch multiplies float32 gradients).
+// of global norm `norm` are multiplied by (in float32, as torch multiplies float32 gradients: the
+// grad_scale of AdamW::Step).
 double ClipCoefficient(double norm, double max_norm);
-
-// With norm = GradNorm, multiplies every gradient by ClipCoefficient(norm, max_norm) when that is
-// below 1. Returns the norm before clipping.
-double ClipGradNorm(std::span<const ParamRef> params, double max_norm, ThreadPool* pool = nullptr);
 
 class AdamW {
  public:
