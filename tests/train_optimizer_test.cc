@@ -95,8 +95,8 @@ TEST(TrainOptimizer, TrainingStepsMatchTorch) {
   const LrSchedule sched{s["lr"], s["warmup"], s["steps"], s["min_lr_ratio"]};
   ThreadPool pool(2);
   for (int step = 0; step < s["steps"].get<int>(); ++step) {
-    ZeroGrads(&grads);
-    auto loss = ForwardBackward(*model, batch, 1.0f / tokens.size(), &grads, &pool);
+    auto loss = ForwardBackward(*model, batch, 1.0f / tokens.size(), &grads, &pool,
+                                /*overwrite=*/true);
     ASSERT_TRUE(loss.ok());
     const double ref = s["losses"][step];
     EXPECT_NEAR(loss->mean(), ref, 1e-5 * ref) << "step " << step;

@@ -35,6 +35,8 @@ inline void AddParts(float* g, std::span<const float* const> parts, int64_t begi
   for (; i < n; ++i) s[0] += static_cast<double>(g[i]) * g[i];
 }
 
+// GradNorm's tree (its order before it became a kernel; rms_impl::Combine8 pairs the sums
+// differently, and each keeps its own so that neither's results move).
 inline double Combine8(const double* s) {
   return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
 }

@@ -81,7 +81,7 @@ void LayerBackward(const Model& model, int layer, std::span<const Segment> segs,
 
   // Feed-forward: x_out = h + w2(silu(w1 xn) * w3 xn), xn = RMSNorm(h) * ffn_norm.
   kernels::MatMulBackward(w.w2.mat(), t.act.data(), dres, rows, s->dact.data(), g->w2.f32(), pool,
-                          false, add);
+                          /*accumulate_dx=*/false, /*accumulate_dw=*/add);
   ParallelForBlocks(pool, rows, kRowsPerItem, [&](int64_t r) {
     const int64_t at = r * c.ffn_dim;
     kernels::SwiGLUBackward(&t.gate[at], &t.up[at], &s->dact[at], c.ffn_dim, &s->dgate[at],
@@ -89,15 +89,15 @@ void LayerBackward(const Model& model, int layer, std::span<const Segment> segs,
   });
   // dxn = dgate w1 + dup w3: the second product accumulates onto the first.
   kernels::MatMulBackward(w.w1.mat(), t.xn_ffn.data(), s->dgate.data(), rows, s->dxn.data(),
-                          g->w1.f32(), pool, false, add);
+                          g->w1.f32(), pool, /*accumulate_dx=*/false, /*accumulate_dw=*/add);
   kernels::MatMulBackward(w.w3.mat(), t.xn_ffn.data(), s->dup.data(), rows, s->dxn.data(),
-                          g->w3.f32(), pool, /*accumulate_dx=*/true, add);
+                          g->w3.f32(), pool, /*accumulate_dx=*/true, /*accumulate_dw=*/add);
   NormBackward(t.h.data(), w.ffn_norm, t.ffn_scale.data(), s->dxn.data(), rows, c.dim, dres,
                g->ffn_norm.f32(), overwrite, pool);
 
   // Attention: h = x + wo(Attention(rope(wq xn), rope(wk xn), wv xn)), xn = RMSNorm(x) * attn_norm.
   kernels::MatMulBackward(w.wo.mat(), t.att.data(), dres, rows, s->datt.data(), g->wo.f32(), pool,
-                          false, add);
+                          /*accumulate_dx=*/false, /*accumulate_dw=*/add);
   const kernels::AttentionShape shape{c.n_heads, c.n_kv_heads, c.head_dim};
   // Per segment: its keys and values are its own, so no gradient flows between segments.
   ParallelForBlocks(pool, static_cast<int64_t>(segs.size()) * c.n_kv_heads, 1, [&](int64_t item) {
@@ -115,11 +115,11 @@ void LayerBackward(const Model& model, int layer, std::span<const Segment> segs,
     kernels::RopeInterleavedBackward(&s->dk[r * kv], c.n_kv_heads, c.head_dim, cos, sin);
   });
   kernels::MatMulBackward(w.wq.mat(), t.xn_attn.data(), s->dq.data(), rows, s->dxn.data(),
-                          g->wq.f32(), pool, false, add);
+                          g->wq.f32(), pool, /*accumulate_dx=*/false, /*accumulate_dw=*/add);
   kernels::MatMulBackward(w.wk.mat(), t.xn_attn.data(), s->dk.data(), rows, s->dxn.data(),
-                          g->wk.f32(), pool, /*accumulate_dx=*/true, add);
+                          g->wk.f32(), pool, /*accumulate_dx=*/true, /*accumulate_dw=*/add);
   kernels::MatMulBackward(w.wv.mat(), t.xn_attn.data(), s->dv.data(), rows, s->dxn.data(),
-                          g->wv.f32(), pool, /*accumulate_dx=*/true, add);
+                          g->wv.f32(), pool, /*accumulate_dx=*/true, /*accumulate_dw=*/add);
   NormBackward(t.x.data(), w.attn_norm, t.attn_scale.data(), s->dxn.data(), rows, c.dim, dres,
                g->attn_norm.f32(), overwrite, pool);
 }
@@ -211,7 +211,8 @@ Result<LossSum> ForwardAndLoss(const Model& model, const TokenBatch& b,
     });
     if (d_out) {
       kernels::MatMulBackward(model.weights.output.mat(), xn, s->logits.data(), n,
-                              &s->dxn[r0 * dim], d_out, pool, false, !(overwrite && r0 == 0));
+                              &s->dxn[r0 * dim], d_out, pool, /*accumulate_dx=*/false,
+                              /*accumulate_dw=*/!(overwrite && r0 == 0));
     }
   }
   LossSum loss;

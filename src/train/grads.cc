@@ -21,23 +21,12 @@ LlamaGrads MakeGrads(const LlamaConfig& c) {
   return g;
 }
 
-void ZeroGrads(LlamaGrads* grads) {
-  ForEachTensor(*grads,
-                [](TensorId, GradTensor& t) { std::fill(t.data.begin(), t.data.end(), 0.0f); });
-}
-
 double GlobalNorm(const LlamaGrads& grads) {
   double ss = 0;
   ForEachTensor(grads, [&](TensorId, const GradTensor& t) {
     for (float x : t.data) ss += static_cast<double>(x) * x;
   });
   return std::sqrt(ss);
-}
-
-void ScaleGrads(LlamaGrads* grads, float factor) {
-  ForEachTensor(*grads, [&](TensorId, GradTensor& t) {
-    for (float& x : t.data) x *= factor;
-  });
 }
 
 Result<Model> MakeTrainableModel(const LlamaConfig& config, const LlamaWeights& weights,

@@ -38,11 +38,9 @@ struct LlamaGrads {
 
 // Zeros with the config's shapes.
 LlamaGrads MakeGrads(const LlamaConfig& config);
-void ZeroGrads(LlamaGrads* grads);
 // sqrt(sum of squares of every element), summed in double tensor by tensor in ForEachTensor order
 // (deterministic).
 double GlobalNorm(const LlamaGrads& grads);
-void ScaleGrads(LlamaGrads* grads, float factor);
 
 // A model for training: float32 copies of `weights` (any dtype herd reads) in buffers the model
 // owns, so the optimizer may write them (MutableF32), a tied output sharing the embedding's.
