@@ -142,7 +142,7 @@ void CausalProbabilities(const GemmMicroKernel& kr, const float* q, int64_t q_st
     const int64_t visible = first_pos + r + 1;
     float* pr = p + r * ldp;
     for (int64_t j = 0; j < visible; ++j) pr[j] *= scale;
-    const float max = MaxOf(pr, visible);
+    const float max = MaxOf(pr, visible, isa);
     const float inv = static_cast<float>(1.0 / ExpShiftSum(pr, visible, max, pr, isa));
     for (int64_t j = 0; j < visible; ++j) pr[j] *= inv;
     std::fill(pr + visible, pr + n_keys, 0.0f);
